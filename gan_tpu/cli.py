@@ -1,0 +1,48 @@
+"""`gan-tpu` command line: one subcommand per module, bad input as a one-line error."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from gan_tpu.errors import UserError
+
+# Each module defines `register(subparsers)`, which adds its subcommand(s) and sets
+# `func(args) -> int | None` as the parser default. Imported lazily-ish: TensorFlow
+# loads only once a command actually needs it.
+_COMMAND_MODULES = (
+    "gan_tpu.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan-tpu",
+        description="TPU-first GAN pipeline for Kaggle's Monet competition.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"gan-tpu: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gan-tpu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""tf.data readers for the competition's data: Monet/photo TFRecords, JPG folders and zips.
+
+Kaggle ships `monet_tfrec/*.tfrec`, `photo_tfrec/*.tfrec` (tf.train.Example with `image_name`,
+`image` (JPEG 256x256x3) and `target` bytes) and the same images as `monet_jpg/`, `photo_jpg/`.
+Every path goes through `tf.io.gfile`, so `gs://` buckets work as local folders do.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob as _glob
+import re
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+
+from gan_tpu.errors import UserError
+
+DOMAINS = ("monet", "photo")
+SOURCE_SIZE = 256
+RECORD_SUFFIXES = (".tfrec", ".tfrecord", ".tfrecords")
+IMAGE_SUFFIXES = (".jpg", ".jpeg")
+_COUNT_IN_NAME = re.compile(r"-(\d+)\.tfrec(?:ords?)?$")
+FEATURES = {
+    "image_name": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "image": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "target": tf.io.FixedLenFeature([], tf.string, default_value=""),
+}
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a domain's images live: record files, JPEG files or one zip of JPEGs."""
+
+    kind: str  # "tfrec" | "jpg" | "zip"
+    files: tuple[str, ...]
+    count: int | None = None  # known without reading the data, else None
+
+    def describe(self) -> str:
+        where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files"
+        return f"{self.kind} ({where})"
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def _is_glob(path: str) -> bool:
+    return any(ch in path for ch in "*?[")
+
+
+def _list(folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    names = tf.io.gfile.listdir(folder)
+    return sorted(
+        tf.io.gfile.join(folder, n) for n in names if n.lower().endswith(suffixes)
+    )
+
+
+def _from_files(files: list[str], origin: str) -> Source:
+    records = [f for f in files if f.lower().endswith(RECORD_SUFFIXES)]
+    images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+    if records:
+        counts = [_COUNT_IN_NAME.search(f) for f in records]
+        count = sum(int(m.group(1)) for m in counts) if all(counts) else None
+        return Source("tfrec", tuple(records), count)
+    if images:
+        return Source("jpg", tuple(images), len(images))
+    raise UserError(f"{origin}: no .tfrec records or .jpg images found")
+
+
+def resolve(path: str, domain: str | None = None) -> Source:
+    """Find a domain's images from a data root, a `*_tfrec`/`*_jpg` folder, a glob or a file.
+
+    A data root (holding `monet_tfrec/`, `photo_jpg/`, ...) needs `domain`; records are
+    preferred over JPEGs when both are there.
+    """
+    path = str(path)
+    if domain is not None and domain not in DOMAINS:
+        raise UserError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
+    if _is_glob(path):
+        files = sorted(tf.io.gfile.glob(path)) if "://" in path else sorted(_glob.glob(path))
+        if not files:
+            raise UserError(f"{path}: the pattern matches no files")
+        return _from_files(files, path)
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"{path}: no such file or folder")
+    if not tf.io.gfile.isdir(path):
+        if path.lower().endswith(".zip"):
+            return Source("zip", (path,), None)
+        if path.lower().endswith(RECORD_SUFFIXES + IMAGE_SUFFIXES):
+            return _from_files([path], path)
+        raise UserError(f"{path}: not a .tfrec, .jpg or .zip file")
+    if domain is not None:
+        for sub in (f"{domain}_tfrec", f"{domain}_jpg"):
+            candidate = tf.io.gfile.join(path, sub)
+            if tf.io.gfile.isdir(candidate):
+                return _from_files(_list(candidate, RECORD_SUFFIXES + IMAGE_SUFFIXES), candidate)
+    files = _list(path, RECORD_SUFFIXES + IMAGE_SUFFIXES)
+    if not files and domain is None and any(
+        tf.io.gfile.isdir(tf.io.gfile.join(path, f"{d}_{k}")) for d in DOMAINS for k in ("tfrec", "jpg")
+    ):
+        raise UserError(f"{path}: a data root; say which domain (monet or photo) to read")
+    if not files and domain is not None:
+        raise UserError(f"{path}: no {domain}_tfrec/ or {domain}_jpg/ folder and no images in it")
+    return _from_files(files, path)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _zip_member_names(path: str) -> list[str]:
+    try:
+        with tf.io.gfile.GFile(path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    except zipfile.BadZipFile as err:
+        raise UserError(f"{path}: not a zip file ({err})") from None
+    names = [n for n in names if n.lower().endswith(IMAGE_SUFFIXES)]
+    if not names:
+        raise UserError(f"{path}: the zip holds no .jpg images")
+    return names
+
+
+def _zip_bytes(path: str) -> tf.data.Dataset:
+    names = _zip_member_names(path)
+
+    def members():
+        with tf.io.gfile.GFile(path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+            for name in names:
+                yield name.encode(), zf.read(name)
+
+    spec = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string))
+    return tf.data.Dataset.from_generator(members, output_signature=spec)
+
+
+def _parse_record(serialized):
+    ex = tf.io.parse_single_example(serialized, FEATURES)
+    return ex["image_name"], ex["image"]
+
+
+def _encoded(source: Source, *, parallel_files: bool = True) -> tf.data.Dataset:
+    """(name, JPEG bytes) pairs, unbatched, in a deterministic order."""
+    if source.kind == "tfrec":
+        files = tf.data.Dataset.from_tensor_slices(list(source.files))
+        if not parallel_files:
+            return tf.data.TFRecordDataset(files).map(_parse_record, num_parallel_calls=AUTOTUNE)
+        ds = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(source.files), 16),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
+    if source.kind == "jpg":
+        names = tf.data.Dataset.from_tensor_slices(list(source.files))
+        return names.map(lambda f: (f, tf.io.read_file(f)), num_parallel_calls=AUTOTUNE)
+    return _zip_bytes(source.files[0])
+
+
+def decode(jpeg: tf.Tensor, size: int = SOURCE_SIZE) -> tf.Tensor:
+    """JPEG bytes -> uint8 [size, size, 3], with a static shape."""
+    image = tf.io.decode_jpeg(jpeg, channels=3)
+    return tf.ensure_shape(image, [size, size, 3])
+
+
+def read_images(path: str, domain: str | None = None, *, source_size: int = SOURCE_SIZE,
+                verify: bool = True) -> tf.data.Dataset:
+    """Every image once, unbatched uint8 [source_size, source_size, 3], in file order."""
+    source = resolve(path, domain)
+    if verify:
+        verify_source(source, source_size)
+    return _encoded(source).map(lambda _, jpeg: decode(jpeg, source_size), num_parallel_calls=AUTOTUNE)
+
+
+def count_images(source: Source) -> int:
+    """Image count: from `-N` record file names when all have one, otherwise counted once."""
+    if source.count is not None:
+        return source.count
+    if source.kind == "zip":
+        return len(_zip_member_names(source.files[0]))
+    return int(_encoded(source).reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _check(name, jpeg):
+    """Header-level checks that never raise: (name, has image, is JPEG, shape)."""
+    has_image = tf.strings.length(jpeg) > 0
+    is_jpeg = tf.logical_and(has_image, tf.io.is_jpeg(jpeg))
+    shape = tf.cond(
+        is_jpeg,
+        lambda: tf.io.extract_jpeg_shape(jpeg),
+        lambda: tf.constant([-1, -1, -1], tf.int32),
+    )
+    return name, has_image, is_jpeg, shape
+
+
+def _raw_record_count(path: str) -> int:
+    n = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path):
+            n += 1
+    except tf.errors.DataLossError:
+        pass
+    return n
+
+
+def _unit_label(source: Source, file: str, index: int, name: bytes) -> str:
+    if source.kind == "tfrec":
+        label = f"{file}: record {index}"
+        return label + (f" ({name.decode(errors='replace')})" if name else "")
+    if source.kind == "zip":
+        return f"{file}: member {name.decode(errors='replace')}"
+    return file
+
+
+def verify_source(source: Source, source_size: int = SOURCE_SIZE) -> int:
+    """Check every image decodes to source_size x source_size x 3; returns the image count.
+
+    Raises UserError naming the first bad file (and record index) found.
+    """
+    units = [(f, Source(source.kind, (f,))) for f in source.files] if source.kind == "tfrec" else [
+        (source.files[0] if source.kind == "zip" else None, source)
+    ]
+    total = 0
+    for file, unit in units:
+        ds = _encoded(unit, parallel_files=False).enumerate()
+        checked = ds.map(lambda i, pair: (i, *_check(*pair)), num_parallel_calls=AUTOTUNE)
+        # Decode fully too: a JPEG with a good header can still be corrupt. Elements whose
+        # decode fails are dropped by ignore_errors, so a missing index marks them.
+        decoded = ds.map(
+            lambda i, pair: (i, tf.shape(tf.io.decode_jpeg(pair[1], channels=3))),
+            num_parallel_calls=AUTOTUNE,
+        ).ignore_errors()
+        seen = 0
+        try:
+            for index, name, has_image, is_jpeg, shape in checked.batch(256).as_numpy_iterator():
+                for k in range(len(index)):
+                    where = _unit_label(source, file or name[k].decode(), int(index[k]), name[k])
+                    if not has_image[k]:
+                        raise UserError(f"{where}: no 'image' feature")
+                    if not is_jpeg[k]:
+                        raise UserError(f"{where}: 'image' is not JPEG data")
+                    if tuple(shape[k]) != (source_size, source_size, 3):
+                        h, w, c = shape[k]
+                        raise UserError(
+                            f"{where}: image is {h}x{w}x{c}, expected {source_size}x{source_size}x3"
+                        )
+                seen += len(index)
+        except tf.errors.DataLossError:
+            n = _raw_record_count(file)
+            raise UserError(f"{file}: truncated or corrupt record {n} (after {n} good records)") from None
+        except tf.errors.OpError as err:
+            raise UserError(f"{file or source.files[0]}: unreadable ({err.message.splitlines()[0]})") from None
+        good = set(int(i) for i, _ in decoded.as_numpy_iterator())
+        if len(good) != seen:
+            bad = min(set(range(seen)) - good)
+            name = next(iter(ds.skip(bad).take(1).as_numpy_iterator()))[1][0]
+            where = _unit_label(source, file or name.decode(), bad, name)
+            raise UserError(f"{where}: corrupt JPEG data")
+        if seen == 0:
+            raise UserError(f"{file or source.files[0]}: holds no images")
+        total += seen
+    return total
+
+
+# --------------------------------------------------------------------------- training input
+
+
+def to_float(image: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
+    image = tf.cast(image, tf.float32)
+    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, *, size: int, rot90: bool = False) -> tf.Tensor:
+    """Resize to size·286/256, random crop `size`, random flip (and rot90): stateless, seeded."""
+    big = int(round(size * 286 / 256))
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    image = tf.image.resize(image, [big, big], method="bilinear")
+    image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seeds[0])
+    image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+    if rot90:
+        k = tf.random.stateless_uniform([], seeds[2], 0, 4, dtype=tf.int32)
+        image = tf.image.rot90(image, k)
+    return image
+
+
+def domain_dataset(source: Source, *, image_size: int, source_size: int = SOURCE_SIZE,
+                   augment_images: bool = True, rot90: bool = False, cache: bool = False,
+                   shuffle_buffer: int = 2048, seed: int = 0) -> tf.data.Dataset:
+    """One domain's endless stream of float32 [-1, 1] images of static shape, unbatched."""
+    ds = _encoded(source).map(lambda _, jpeg: decode(jpeg, source_size), num_parallel_calls=AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+
+    def prepare(image, pair_seed):
+        image = to_float(image)
+        if augment_images:
+            return augment(image, pair_seed, size=image_size, rot90=rot90)
+        if image_size != source_size:
+            image = tf.image.resize(image, [image_size, image_size], method="area")
+        return image
+
+    return ds.map(prepare, num_parallel_calls=AUTOTUNE)
+
+
+def unpaired_dataset(monet: Source, photo: Source, *, global_batch: int, image_size: int,
+                     seed: int = 0, **kwargs) -> tf.data.Dataset:
+    """(monet, photo) batches of `global_batch` with static shapes; both streams repeat."""
+    a = domain_dataset(monet, image_size=image_size, seed=seed, **kwargs)
+    b = domain_dataset(photo, image_size=image_size, seed=seed + 1, **kwargs)
+    ds = tf.data.Dataset.zip((a, b)).batch(global_batch, drop_remainder=True)
+    return ds.prefetch(AUTOTUNE)
+
+
+def steps_per_epoch(monet_count: int, photo_count: int, global_batch: int) -> int:
+    """One epoch passes over the larger domain once (the smaller one repeats)."""
+    return max(1, max(monet_count, photo_count) // global_batch)

@@ -1,0 +1,83 @@
+"""Distribution strategy and precision: TPU, then GPUs, then the default strategy."""
+from __future__ import annotations
+
+import logging
+
+import keras
+import tensorflow as tf
+
+log = logging.getLogger("gan_tpu")
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _tpu_resolver():
+    """A connected TPU cluster resolver, or None when no TPU is reachable."""
+    for kwargs in ({"tpu": "local"}, {}):  # TPU VM first, then an older TPU node
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(**kwargs)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return resolver
+        except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+            continue
+    return None
+
+
+def _looks_like_tpu_host() -> bool:
+    import os
+
+    return bool(os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")
+                or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"))
+
+
+def get_strategy(prefer: str = "auto") -> tf.distribute.Strategy:
+    """The best strategy for this machine: TPUStrategy, MirroredStrategy over GPUs, or default.
+
+    `prefer` is "auto", "tpu", "gpu" or "cpu"; asking for an accelerator that is absent falls
+    back to the next one and logs it.
+    """
+    strategy = None
+    if prefer in ("auto", "tpu") and _looks_like_tpu_host():
+        resolver = _tpu_resolver()
+        if resolver is not None:
+            strategy = tf.distribute.TPUStrategy(resolver)
+    if strategy is None and prefer in ("auto", "tpu", "gpu"):
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
+    if strategy is None:
+        strategy = tf.distribute.get_strategy()
+    log.info("strategy: %s, replicas: %d", platform(strategy), strategy.num_replicas_in_sync)
+    return strategy
+
+
+def platform(strategy: tf.distribute.Strategy) -> str:
+    """"tpu", "gpu" or "cpu": what the strategy's replicas run on."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "tpu"
+    devices = getattr(strategy.extended, "worker_devices", ()) or ()
+    if any("GPU" in d.upper() for d in devices) or (
+        not devices and tf.config.list_logical_devices("GPU")
+    ):
+        return "gpu"
+    return "cpu"
+
+
+def default_precision(strategy: tf.distribute.Strategy) -> str:
+    """bfloat16 mixed precision on TPU, float32 elsewhere (mixed_float16 is opt-in on GPU)."""
+    return "mixed_bfloat16" if platform(strategy) == "tpu" else "float32"
+
+
+def set_precision(policy: str) -> None:
+    """Set the global Keras dtype policy; losses are computed in float32 regardless."""
+    if policy not in PRECISIONS:
+        from gan_tpu.errors import UserError
+
+        raise UserError(f"runtime.precision: {policy!r} is not one of {', '.join(PRECISIONS)}")
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int:
+    """The batch the input pipeline must produce: per-replica batch × replicas."""
+    return int(per_replica) * strategy.num_replicas_in_sync
