@@ -1,0 +1,19 @@
+"""TensorFlow trainer for AdversarialModel: a GradientTape per player, in declared order."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def train_step(model, data):
+    # Gradients are summed over replicas, so each replica's mean loss is divided by the
+    # replica count: the update is then the same for any number of replicas.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    context, parts = {}, {}
+    for player in model.players:
+        with tf.GradientTape() as tape:
+            loss, logged = player.loss(data, context, True)
+            scaled = player.optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, player.variables)
+        player.optimizer.apply_gradients(zip(grads, player.variables))
+        parts.update(logged)
+    return model.track(parts)

@@ -1,0 +1,85 @@
+"""The shared adversarial base: a model declares players; one train_step trains them all.
+
+A player is a set of networks with one optimizer and one loss. Each step trains the players
+in their declared order; a player's loss may leave tensors in `context` for the players after
+it (CycleGAN's generators leave their fakes for the discriminators, as in Zhu et al.).
+Everything backend-specific (taking gradients, applying optimizers) is in `gan_tpu.backends`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import keras
+
+
+@dataclasses.dataclass
+class Player:
+    """Networks trained together by one optimizer against one loss.
+
+    `loss(batch, context, training)` returns (total loss, {name: scalar part to log}).
+    """
+
+    name: str
+    networks: list[keras.Model]
+    optimizer: keras.optimizers.Optimizer
+    loss: Callable
+
+    @property
+    def variables(self) -> list:
+        return [v for net in self.networks for v in net.trainable_variables]
+
+
+class AdversarialModel(keras.Model):
+    """Base for GANs trained player by player; subclasses define `make_players` and `loss_names`."""
+
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._players: list[Player] | None = None
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
+
+    def make_players(self) -> list[Player]:
+        raise NotImplementedError
+
+    @property
+    def players(self) -> list[Player]:
+        if self._players is None:
+            self._players = self.make_players()
+        return self._players
+
+    @property
+    def networks(self) -> dict[str, keras.Model]:
+        """Every network by attribute name (for checkpoints and exports)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, keras.Model) and k[0] != "_"}
+
+    @property
+    def translator(self) -> keras.Model:
+        """The network that turns a photo batch in [-1, 1] into paintings (for submissions)."""
+        raise NotImplementedError
+
+    def compile(self, jit_compile=True, **kwargs):
+        """Compile and build every optimizer now: lazily built optimizers break under
+        MirroredStrategy with a custom train_step (keras-team/keras#23085)."""
+        super().compile(jit_compile=jit_compile, **kwargs)
+        for player in self.players:
+            player.optimizer.build(player.variables)
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def track(self, parts: dict) -> dict:
+        for name, value in parts.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def train_step(self, data):
+        from gan_tpu.backends import train_step
+
+        return train_step(self, data)
+
+    def call(self, inputs, training=False):
+        return self.translator(inputs, training=training)

@@ -1,0 +1,40 @@
+"""Models by name, each with its defaults in one place (as in Zhu et al.'s CycleGAN repo)."""
+from __future__ import annotations
+
+from gan_tpu.errors import UserError
+
+_MODELS: dict[str, tuple[type, dict]] = {}
+
+
+def register(name: str, **defaults):
+    """Class decorator: register a model under `name` with its default options."""
+    def decorate(cls):
+        _MODELS[name] = (cls, dict(defaults))
+        cls.registered_name = name
+        return cls
+    return decorate
+
+
+def names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def defaults(name: str) -> dict:
+    """A copy of the model's default options."""
+    _known(name)
+    return dict(_MODELS[name][1])
+
+
+def _known(name: str) -> None:
+    if name not in _MODELS:
+        raise UserError(f"model.name: unknown model {name!r} (known: {', '.join(names())})")
+
+
+def build(name: str, *, image_size: int, **options):
+    """A model from its defaults updated with `options`; unknown options are an error."""
+    _known(name)
+    cls, base = _MODELS[name]
+    unknown = sorted(set(options) - set(base))
+    if unknown:
+        raise UserError(f"model.{unknown[0]}: not an option of model {name!r} (options: {', '.join(sorted(base))})")
+    return cls(image_size, **{**base, **options})
