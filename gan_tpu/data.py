@@ -168,6 +168,11 @@ def read_images(path: str, domain: str | None = None, *, source_size: int = SOUR
     source = resolve(path, domain)
     if verify:
         verify_source(source, source_size)
+    return source_images(source, source_size)
+
+
+def source_images(source: Source, source_size: int = SOURCE_SIZE) -> tf.data.Dataset:
+    """A resolved source's images once, unbatched uint8, in file order (no verification)."""
     return _encoded(source).map(lambda _, jpeg: decode(jpeg, source_size), num_parallel_calls=AUTOTUNE)
 
 
@@ -291,20 +296,24 @@ def augment(image: tf.Tensor, seed: tf.Tensor, *, size: int, rot90: bool = False
     return image
 
 
-def domain_dataset(source: Source, *, image_size: int, source_size: int = SOURCE_SIZE,
+def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = SOURCE_SIZE,
                    augment_images: bool = True, rot90: bool = False, cache: bool = False,
-                   shuffle_buffer: int = 2048, seed: int = 0) -> tf.data.Dataset:
-    """One domain's endless stream of float32 [-1, 1] images of static shape, unbatched."""
+                   shuffle_buffer: int = 2048) -> tf.data.Dataset:
+    """One domain's endless stream of float32 [-1, 1] images of static shape, unbatched.
+
+    Everything random is keyed on `seed` (an int or an int64 tensor), so a stream is the
+    same every time it is built with the same seed.
+    """
     ds = _encoded(source).map(lambda _, jpeg: decode(jpeg, source_size), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache()
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    seed = tf.cast(seed, tf.int64)
+    ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
 
-    def prepare(image, pair_seed):
+    def prepare(index, image):
         image = to_float(image)
         if augment_images:
-            return augment(image, pair_seed, size=image_size, rot90=rot90)
+            return augment(image, tf.stack([seed, index]), size=image_size, rot90=rot90)
         if image_size != source_size:
             image = tf.image.resize(image, [image_size, image_size], method="area")
         return image
@@ -313,12 +322,26 @@ def domain_dataset(source: Source, *, image_size: int, source_size: int = SOURCE
 
 
 def unpaired_dataset(monet: Source, photo: Source, *, global_batch: int, image_size: int,
-                     seed: int = 0, **kwargs) -> tf.data.Dataset:
+                     seed=0, **kwargs) -> tf.data.Dataset:
     """(monet, photo) batches of `global_batch` with static shapes; both streams repeat."""
-    a = domain_dataset(monet, image_size=image_size, seed=seed, **kwargs)
-    b = domain_dataset(photo, image_size=image_size, seed=seed + 1, **kwargs)
-    ds = tf.data.Dataset.zip((a, b)).batch(global_batch, drop_remainder=True)
-    return ds.prefetch(AUTOTUNE)
+    seed = tf.cast(seed, tf.int64)
+    a = domain_dataset(monet, image_size=image_size, seed=2 * seed, **kwargs)
+    b = domain_dataset(photo, image_size=image_size, seed=2 * seed + 1, **kwargs)
+    return tf.data.Dataset.zip((a, b)).batch(global_batch, drop_remainder=True)
+
+
+def training_stream(monet: Source, photo: Source, *, first_epoch: int, epochs: int, steps: int,
+                    skip_steps: int = 0, seed: int = 0, **kwargs) -> tf.data.Dataset:
+    """The batches of epochs [first_epoch, epochs), each epoch seeded by (seed, epoch).
+
+    Seeding per epoch lets a resumed run see exactly the batches a straight run would:
+    `skip_steps` drops the steps already trained in `first_epoch`.
+    """
+    def epoch_batches(epoch):
+        return unpaired_dataset(monet, photo, seed=seed * 100_003 + epoch, **kwargs).take(steps)
+
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+    return ds.skip(skip_steps).prefetch(AUTOTUNE)
 
 
 def steps_per_epoch(monet_count: int, photo_count: int, global_batch: int) -> int:

@@ -56,12 +56,11 @@ def platform(strategy: tf.distribute.Strategy) -> str:
     """"tpu", "gpu" or "cpu": what the strategy's replicas run on."""
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "tpu"
-    devices = getattr(strategy.extended, "worker_devices", ()) or ()
-    if any("GPU" in d.upper() for d in devices) or (
-        not devices and tf.config.list_logical_devices("GPU")
-    ):
-        return "gpu"
-    return "cpu"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        devices = strategy.extended.worker_devices
+    else:  # the default strategy runs where TensorFlow places ops: a GPU if there is one
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+    return "gpu" if any("GPU" in d.upper() for d in devices) else "cpu"
 
 
 def default_precision(strategy: tf.distribute.Strategy) -> str:

@@ -1,0 +1,184 @@
+"""`gan-tpu train`: build the strategy, data and model from a pipeline config, then fit.
+
+A run directory holds `config.toml` (the resolved config), `checkpoints/`, `samples/`
+(one PNG grid per epoch), `history.csv` and, at the end, `generator.keras`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gan_tpu import config as config_lib
+from gan_tpu import data, models, runtime
+from gan_tpu.callbacks import Checkpointer, SampleGrid
+from gan_tpu.errors import UserError
+
+log = logging.getLogger("gan_tpu")
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a run is made of, built once inside the strategy's scope."""
+
+    cfg: dict
+    strategy: tf.distribute.Strategy
+    model: keras.Model  # an AdversarialModel
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+    epoch: tf.Variable
+
+    @property
+    def step(self) -> tf.Variable:
+        return self.model.players[0].optimizer.iterations
+
+    @property
+    def out_dir(self) -> str:
+        return self.cfg["output"]["dir"]
+
+
+def resolve_sources(cfg: dict) -> tuple[data.Source, data.Source]:
+    """The Monet and photo sources named by `[data]`, with errors naming the key."""
+    sources = []
+    for domain in data.DOMAINS:
+        try:
+            sources.append(data.resolve(cfg["data"][domain], domain))
+        except UserError as err:
+            raise UserError(f"data.{domain}: {err}") from None
+    return sources[0], sources[1]
+
+
+def build_model(cfg: dict, strategy: tf.distribute.Strategy):
+    """The configured model, created and compiled inside `strategy.scope()`."""
+    jit = cfg["train"]["jit_compile"]
+    if jit == "auto":
+        jit = runtime.platform(strategy) != "cpu"
+    with strategy.scope():
+        try:
+            model = models.build(cfg["model"]["name"], image_size=cfg["data"]["image_size"],
+                                 **config_lib.model_options(cfg))
+        except ValueError as err:  # an option value the model cannot use
+            raise UserError(f"model: {err}") from None
+        model.compile(jit_compile=jit)
+    return model
+
+
+def make_run(cfg: dict, strategy: tf.distribute.Strategy | None = None) -> Run:
+    """Strategy, precision, model and checkpoint for a config (no data is read here)."""
+    if strategy is None:
+        strategy = runtime.get_strategy(cfg["runtime"]["device"])
+    precision = cfg["runtime"]["precision"]
+    runtime.set_precision(runtime.default_precision(strategy) if precision == "auto" else precision)
+    # Odd, so never 0: with a global seed of 0, tf.data's shuffle cannot take the tensor
+    # seeds that make each epoch's stream reproducible (random_seed.get_seed compares to 0).
+    keras.utils.set_random_seed(2 * cfg["train"]["seed"] + 1)
+    model = build_model(cfg, strategy)
+    with strategy.scope():
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        parts = {name: net for name, net in model.networks.items()}
+        parts.update({f"{p.name}_optimizer": p.optimizer for p in model.players})
+        checkpoint = tf.train.Checkpoint(epoch=epoch, **parts)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(cfg["output"]["dir"], "checkpoints"),
+        max_to_keep=cfg["train"]["keep_checkpoints"])
+    return Run(cfg, strategy, model, checkpoint, manager, epoch)
+
+
+def restore(run: Run, path: str | None = None) -> str | None:
+    """Restore the latest checkpoint (or `path`); returns what was restored, or None."""
+    path = path or run.manager.latest_checkpoint
+    if not path:
+        return None
+    try:
+        run.checkpoint.restore(path).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: checkpoint does not fit model "
+                        f"{run.cfg['model']['name']!r} ({first[:200]})") from None
+    return path
+
+
+def sample_photos(source: data.Source, count: int, image_size: int, source_size: int) -> np.ndarray:
+    """The first `count` photos, resized to the training size, as floats in [-1, 1]."""
+    batch = data.to_float(next(iter(data.source_images(source, source_size).batch(count))))
+    if image_size != source_size:
+        batch = tf.image.resize(batch, [image_size, image_size], method="area")
+    return batch.numpy()
+
+
+def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str = "auto",
+          strategy: tf.distribute.Strategy | None = None) -> Run:
+    """Train the pipeline `cfg`; returns the Run (model, checkpoint) when done or stopped."""
+    out = cfg["output"]["dir"]
+    monet, photo = resolve_sources(cfg)
+    if cfg["data"]["verify"]:
+        counts = [data.verify_source(s, cfg["data"]["source_size"]) for s in (monet, photo)]
+    else:
+        counts = [data.count_images(s) for s in (monet, photo)]
+    ckpt_dir = os.path.join(out, "checkpoints")
+    if not resume and tf.io.gfile.exists(ckpt_dir) and tf.train.latest_checkpoint(ckpt_dir):
+        raise UserError(f"{out}: holds checkpoints of an earlier run; pass --resume to continue "
+                        f"it, or choose another --out")
+    os.makedirs(out, exist_ok=True)
+    run = make_run(cfg, strategy)
+    if resume:
+        restored = restore(run)
+        log.info("resumed from %s", restored or "nothing (no checkpoint yet)")
+    config_lib.save(cfg, os.path.join(out, "config.toml"))
+
+    global_batch = runtime.global_batch_size(cfg["train"]["batch_size"], run.strategy)
+    steps = cfg["train"]["steps_per_epoch"] or data.steps_per_epoch(*counts, global_batch)
+    epochs = cfg["train"]["epochs"]
+    first_epoch = int(run.epoch.numpy())
+    done_in_epoch = int(run.step.numpy()) - first_epoch * steps
+    if not 0 <= done_in_epoch < steps:  # a run resumed with another steps_per_epoch
+        done_in_epoch = 0
+    if first_epoch >= epochs:
+        log.info("all %d epochs already trained", epochs)
+        return run
+
+    stream = dict(global_batch=global_batch, image_size=cfg["data"]["image_size"],
+                  source_size=cfg["data"]["source_size"], augment_images=cfg["data"]["augment"],
+                  rot90=cfg["data"]["rot90"], cache=cfg["data"]["cache"],
+                  shuffle_buffer=cfg["data"]["shuffle_buffer"], seed=cfg["train"]["seed"], steps=steps)
+    photos = sample_photos(photo, cfg["train"]["samples"], cfg["data"]["image_size"],
+                           cfg["data"]["source_size"]) if cfg["train"]["samples"] else None
+    all_callbacks = [
+        *callbacks,
+        Checkpointer(run.manager, run.epoch, run.step, cfg["train"]["checkpoint_every"]),
+        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resume),
+    ]
+    if photos is not None:
+        all_callbacks.insert(0, SampleGrid(photos, os.path.join(out, "samples")))
+
+    # A run resumed mid-epoch first finishes that epoch, then trains the rest.
+    phases = []
+    if done_in_epoch:
+        phases.append((first_epoch, first_epoch + 1, steps - done_in_epoch, done_in_epoch))
+        first_epoch += 1
+    if first_epoch < epochs:
+        phases.append((first_epoch, epochs, steps, 0))
+    log.info("training %s: %d epochs x %d steps, global batch %d on %d replica(s)",
+             cfg["model"]["name"], epochs, steps, global_batch, run.strategy.num_replicas_in_sync)
+    for start, end, phase_steps, skip in phases:
+        ds = data.training_stream(monet, photo, first_epoch=start, epochs=end, skip_steps=skip, **stream)
+        run.model.fit(ds, epochs=end, initial_epoch=start, steps_per_epoch=phase_steps,
+                      callbacks=all_callbacks, verbose=verbose, shuffle=False)
+        if run.model.stop_training:
+            break
+    export_translator(run)
+    return run
+
+
+def export_translator(run: Run) -> str:
+    """Save the photo -> Monet network as `generator.keras` in the run dir (atomically)."""
+    final = os.path.join(run.out_dir, "generator.keras")
+    tmp = os.path.join(run.out_dir, "generator.tmp.keras")
+    run.model.translator.save(tmp)
+    os.replace(tmp, final)
+    return final
+

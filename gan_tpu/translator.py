@@ -1,0 +1,61 @@
+"""The photo -> Monet network of a trained run, ready for submissions at Kaggle's 256 px."""
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from gan_tpu.errors import UserError
+
+SUBMISSION_SIZE = 256
+
+
+def at_size(generator: keras.Model, size: int = SUBMISSION_SIZE):
+    """Wrap a generator trained at its own input size to take and give `size` px images.
+
+    Photos are area-downsampled to the training size, translated, and resized back
+    (bilinear): the model paints at the scale it learned.
+    """
+    trained = int(generator.input_shape[1])
+    if trained == size:
+        return generator
+
+    def translate(images):
+        small = tf.image.resize(images, [trained, trained], method="area")
+        painted = generator(small, training=False)
+        return tf.clip_by_value(tf.image.resize(painted, [size, size], method="bilinear"), -1.0, 1.0)
+
+    return translate
+
+
+def _run_dir_of_checkpoint(prefix: str) -> str:
+    folder = os.path.dirname(os.path.abspath(prefix))
+    return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
+
+
+def load(run_dir: str | None = None, checkpoint: str | None = None):
+    """(Run or None, generator) from a run directory or a checkpoint / `.keras` file."""
+    from gan_tpu import config, train
+
+    if checkpoint and checkpoint.endswith(".keras"):
+        if not os.path.isfile(checkpoint):
+            raise UserError(f"{checkpoint}: no such file")
+        try:
+            return None, keras.models.load_model(checkpoint, compile=False)
+        except Exception as err:  # keras raises many types for a bad file
+            raise UserError(f"{checkpoint}: not a loadable Keras model ({str(err).splitlines()[0][:160]})") from None
+    if checkpoint:
+        if not tf.io.gfile.exists(checkpoint + ".index"):
+            raise UserError(f"{checkpoint}: no such checkpoint (expected {checkpoint}.index)")
+        run_dir = _run_dir_of_checkpoint(checkpoint)
+    cfg_path = os.path.join(run_dir, "config.toml")
+    if not os.path.isfile(cfg_path):
+        raise UserError(f"{run_dir}: not a run directory (no config.toml)")
+    cfg = config.load(cfg_path)
+    cfg["output"]["dir"] = run_dir
+    run = train.make_run(cfg)
+    restored = train.restore(run, checkpoint)
+    if restored is None:
+        raise UserError(f"{run_dir}: holds no checkpoint yet")
+    return run, run.model.translator
