@@ -13,6 +13,8 @@ from gan_tpu.errors import UserError
 # loads only once a command actually needs it.
 _COMMAND_MODULES = (
     "gan_tpu.commands",
+    "gan_tpu.submission.validate",
+    "gan_tpu.submission.submit",
 )
 
 

@@ -1,0 +1,506 @@
+"""The core of ``gan-tpu generate``: translate photos into a validated ``images.zip``, fast.
+
+Model-agnostic: give :func:`write_submission` a ``translate`` callable (a Keras model or
+any function mapping a float32 batch in [-1, 1] of shape [B, 256, 256, 3] to the same)
+and an unbatched ``tf.data.Dataset`` of uint8 [256, 256, 3] photos. Noise-to-image
+models use :func:`write_samples` with a ``sample(batch_index, batch_size)`` callable.
+
+How it is fast (the starter notebook calls the generator eagerly once per image and
+saves each file with PIL before zipping a folder):
+
+- photos are batched with a static shape (the last partial batch is padded, and the
+  padding dropped on the way out) and split over every replica of the strategy;
+- the model runs inside one ``tf.function`` per batch (``strategy.run``), converting
+  to uint8 on the device;
+- JPEG encoding is a second ``tf.function`` (one ``encode_jpeg`` op per image, run in
+  parallel by TensorFlow's executor) on a worker thread, so batch k is encoded while
+  the model works on batch k+1;
+- each JPEG streams straight into the zip (stored, not compressed) under a temporary
+  name; the zip is validated and only then renamed to its final name.
+
+Counts: by default every photo once, at least 7,000 (fewer photos are topped up with
+deterministic flips/crops: member ``i+1`` is photo ``i % n`` in variant ``i // n``,
+see :func:`fill_plan`) and at most 10,000. An explicit count outside 7,000-10,000 is
+refused unless ``allow_any_count``.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gan_tpu.errors import UserError
+from gan_tpu.submission.validate import MAX_COUNT, MIN_COUNT, check_zip
+from gan_tpu.submission.zipwriter import ZipStreamWriter
+
+log = logging.getLogger("gan_tpu")
+
+SIZE = 256
+DEFAULT_PER_REPLICA_BATCH = 8
+_MAX_CROP_MARGIN = 96  # fill variants crop at most 96 px off a side before resizing back
+
+
+@dataclass
+class SubmissionResult:
+    """What :func:`write_submission` / :func:`write_samples` wrote."""
+
+    path: str
+    count: int
+    filled: int  # members made from flipped/cropped photos (0 when photos sufficed)
+    seconds: float
+    bytes: int
+
+    @property
+    def images_per_second(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+
+# ------------------------------------------------------------------ count and fill plan
+
+
+def resolve_count(
+    photo_count: Optional[int],
+    count: Optional[int],
+    *,
+    allow_any_count: bool = False,
+    min_count: int = MIN_COUNT,
+    max_count: int = MAX_COUNT,
+) -> Optional[int]:
+    """How many members to write; None when it depends on a photo count not known yet.
+
+    An explicit ``count`` must lie in [min_count, max_count] unless ``allow_any_count``.
+    Without one: every photo, topped up to ``min_count`` (unless ``allow_any_count``)
+    and capped at ``max_count`` (unless ``allow_any_count``).
+    """
+    if count is not None:
+        if count < 1:
+            raise UserError(f"--count {count}: must be at least 1")
+        if not allow_any_count and not min_count <= count <= max_count:
+            raise UserError(
+                f"--count {count}: Kaggle wants {min_count:,}-{max_count:,} images "
+                "(use --allow-any-count for a demo)"
+            )
+        return count
+    if photo_count is None:
+        return None
+    if photo_count < 1:
+        raise UserError("no photos to translate: the photo set is empty")
+    if allow_any_count:
+        return photo_count
+    return min(max(photo_count, min_count), max_count)
+
+
+def fill_plan(index: int, photo_count: int) -> tuple[int, int]:
+    """(photo index, variant) of member ``index + 1``: variant 0 is the photo itself."""
+    return index % photo_count, index // photo_count
+
+
+def variant_params(variant: int) -> tuple[bool, int, int, int]:
+    """(flip, crop margin, top, left) of fill variant ``variant`` (pure Python mirror)."""
+    k = variant // 2
+    margin = min(16 * k, _MAX_CROP_MARGIN)
+    return variant % 2 == 1, margin, (7 * k) % (margin + 1), (13 * k) % (margin + 1)
+
+
+def apply_variant(image: tf.Tensor, variant: tf.Tensor) -> tf.Tensor:
+    """Deterministic flip/crop ``variant`` (>= 1) of a float [256, 256, 3] image.
+
+    Odd variants flip left-right; variant v crops a margin of min(16·(v//2), 96) px at
+    offsets (7k, 13k) mod (margin + 1) and resizes back to 256.
+    """
+    variant = tf.cast(variant, tf.int32)
+    k = variant // 2
+    margin = tf.minimum(16 * k, _MAX_CROP_MARGIN)
+    top = tf.math.floormod(7 * k, margin + 1)
+    left = tf.math.floormod(13 * k, margin + 1)
+    side = SIZE - margin
+    cropped = tf.slice(image, tf.stack([top, left, 0]), tf.stack([side, side, 3]))
+    resized = tf.cond(
+        margin > 0,
+        lambda: tf.image.resize(cropped, [SIZE, SIZE], method="bilinear"),
+        lambda: tf.reshape(cropped, [SIZE, SIZE, 3]),
+    )
+    out = tf.cond(tf.equal(variant % 2, 1), lambda: tf.image.flip_left_right(resized), lambda: resized)
+    return tf.ensure_shape(out, [SIZE, SIZE, 3])
+
+
+# ------------------------------------------------------------------ pipeline pieces
+
+
+def _to_uint8(image: tf.Tensor) -> tf.Tensor:
+    image = tf.cast(image, tf.float32)
+    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def _call(translate: Callable, x: tf.Tensor) -> tf.Tensor:
+    if isinstance(translate, keras.layers.Layer):
+        return translate(x, training=False)
+    return translate(x)
+
+
+def _postprocess(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Model output -> (uint8 [b, 256, 256, 3], per-image all-finite flag)."""
+    y = tf.cast(y, tf.float32)
+    if y.shape.rank == 4 and (y.shape[1], y.shape[2]) != (SIZE, SIZE):
+        y = tf.image.resize(y, [SIZE, SIZE], method="bilinear")
+    finite = tf.reduce_all(tf.math.is_finite(y), axis=[1, 2, 3])
+    return _to_uint8(y), finite
+
+
+def _global_batch(strategy: tf.distribute.Strategy, batch_size: Optional[int]) -> int:
+    replicas = strategy.num_replicas_in_sync
+    if batch_size is None:
+        return DEFAULT_PER_REPLICA_BATCH * replicas
+    if batch_size < 1:
+        raise UserError(f"--batch {batch_size}: must be at least 1")
+    return int(math.ceil(batch_size / replicas) * replicas)  # every replica gets the same share
+
+
+def _pad_batch(batch: dict, global_batch: int) -> dict:
+    """Pad a (possibly short) batch to ``global_batch`` rows; padded rows get index -1."""
+    short = global_batch - tf.shape(batch["index"])[0]
+    out = {}
+    for key, value in batch.items():
+        pad_value = -1 if key == "index" else 0
+        paddings = [[0, short]] + [[0, 0]] * (value.shape.rank - 1)
+        padded = tf.pad(value, paddings, constant_values=tf.cast(pad_value, value.dtype))
+        out[key] = tf.ensure_shape(padded, [global_batch] + value.shape[1:].as_list())
+    return out
+
+
+def _distribute(ds: tf.data.Dataset, strategy: tf.distribute.Strategy):
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    options.deterministic = True
+    return strategy.experimental_distribute_dataset(ds.with_options(options))
+
+
+def _make_encoder(global_batch: int, quality: int) -> Callable:
+    @tf.function(input_signature=[tf.TensorSpec([global_batch, SIZE, SIZE, 3], tf.uint8)])
+    def encode(images):
+        with tf.device("/cpu:0"):
+            # One op per image: TensorFlow's executor runs them in parallel.
+            return tf.stack([tf.io.encode_jpeg(im, quality=quality, format="rgb")
+                             for im in tf.unstack(images, num=global_batch)])
+
+    return encode
+
+
+def _local(strategy, value) -> tf.Tensor:
+    parts = strategy.experimental_local_results(value)
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+
+
+def _stream(
+    *,
+    batches: Iterator,
+    infer: Callable,
+    encode: Callable,
+    out_path: str,
+    target: Optional[int],
+    stop: Callable[[int, int], bool],
+    validate_bounds: tuple[Optional[int], Optional[int]],
+    progress: bool,
+    file_wrapper=None,
+) -> tuple[int, int, int]:
+    """Run infer -> encode -> zip over ``batches``; returns (written, filled, bytes).
+
+    ``stop(written, variant)`` says, before member ``written + 1`` (of fill variant
+    ``variant``) is written, that the zip is complete.
+    """
+    lo, hi = validate_bounds
+    bar = keras.utils.Progbar(target, unit_name="image") if progress else None
+    written = filled = 0
+    done = False
+
+    def fetch(outputs):
+        images, index, variant, finite = outputs
+        return encode(images).numpy(), index.numpy(), variant.numpy(), finite.numpy()
+
+    def write(result) -> bool:
+        nonlocal written, filled
+        jpegs, index, variant, finite = result
+        for j in np.argsort(np.where(index < 0, np.iinfo(np.int64).max, index), kind="stable"):
+            if index[j] < 0:
+                continue
+            if stop(written, int(variant[j])):
+                return True
+            if not finite[j]:
+                raise UserError(
+                    f"the generator's output for image {int(index[j]) + 1} is not finite (NaN or Inf): "
+                    f"the generator diverged; not writing {out_path}"
+                )
+            if int(index[j]) != written:
+                raise RuntimeError(f"generation out of order: got image {int(index[j])}, expected {written}")
+            zw.add(f"{written + 1}.jpg", jpegs[j])
+            written += 1
+            filled += int(variant[j] > 0)
+        if bar is not None:
+            bar.update(written)
+        return False
+
+    with ZipStreamWriter(
+        out_path,
+        validate=lambda p: check_zip(p, min_count=lo, max_count=hi),
+        file_wrapper=file_wrapper,
+    ) as zw, ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpeg") as pool:
+        pending: collections.deque = collections.deque()
+        for batch in batches:
+            pending.append(pool.submit(fetch, infer(batch)))  # encode k while the model runs k+1
+            while len(pending) > 1 and not done:
+                done = write(pending.popleft().result())
+            if done:
+                break
+        while pending and not done:
+            done = write(pending.popleft().result())
+        for fut in pending:
+            fut.cancel()
+        if written == 0:
+            raise UserError("no images were generated: the photo set is empty")
+        if progress:
+            print(f"validating {written} images…", flush=True)
+        zw.commit()
+        size = os.path.getsize(zw.path)
+    return written, filled, size
+
+
+# ------------------------------------------------------------------ public entry points
+
+
+def write_submission(
+    translate: Callable[[tf.Tensor], tf.Tensor],
+    photos: tf.data.Dataset,
+    out_path: str | os.PathLike,
+    *,
+    count: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    quality: int = 95,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    allow_any_count: bool = False,
+    progress: bool = True,
+    photo_count: Optional[int] = None,
+    min_count: int = MIN_COUNT,
+    max_count: int = MAX_COUNT,
+    file_wrapper=None,
+) -> SubmissionResult:
+    """Translate ``photos`` with ``translate`` and write a validated zip to ``out_path``.
+
+    Args:
+      translate: Keras model (called with ``training=False``) or callable mapping float32
+        [B, 256, 256, 3] in [-1, 1] to the same. Build/load it inside ``strategy.scope()``.
+      photos: unbatched, finite ``tf.data.Dataset`` of uint8 [256, 256, 3].
+      out_path: the zip to write (its directory must exist). Replaced only when the new
+        zip is complete and valid.
+      count: members to write (see :func:`resolve_count`); default every photo, topped
+        up to 7,000 with flips/crops, at most 10,000.
+      batch_size: global batch (rounded up to a multiple of the replica count); default
+        8 per replica.
+      quality: JPEG quality, 1-100.
+      strategy: the distribution strategy the model lives in; default the current one.
+      allow_any_count: accept any count (demos); also turns the default top-up off.
+      progress: show a ``keras.utils.Progbar``.
+      photo_count: the number of photos when known and the dataset's cardinality is not
+        (e.g. ``data.count_images(source)``): only used for the progress bar's target.
+      min_count, max_count: the accepted range (Kaggle's 7,000-10,000 by default).
+      file_wrapper: test hook passed to :class:`ZipStreamWriter`.
+
+    Raises:
+      UserError: bad count/quality/batch, no photos, a non-finite generator output, or
+        a zip that fails validation (nothing is left under ``out_path`` then).
+    """
+    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise UserError(f"--quality {quality}: must be an integer from 1 to 100")
+    spec = photos.element_spec
+    if not isinstance(spec, tf.TensorSpec) or spec.dtype != tf.uint8:
+        raise ValueError(f"photos must be a dataset of uint8 [256, 256, 3] images, got {spec}")
+    strategy = strategy or tf.distribute.get_strategy()
+    global_batch = _global_batch(strategy, batch_size)
+
+    cardinality = int(photos.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY and count is None:
+        raise ValueError("photos is an endless dataset: pass count=")
+    n = photo_count if photo_count is not None else (cardinality if cardinality >= 0 else None)
+    if n is None:  # unknown size: check for emptiness before an endless fill loop
+        if not any(True for _ in photos.take(1)):
+            n = 0
+    if n == 0:
+        raise UserError("no photos to translate: the photo set is empty")
+    total = resolve_count(n, count, allow_any_count=allow_any_count,
+                          min_count=min_count, max_count=max_count)
+
+    floor = 1 if allow_any_count else min_count
+    cap = None if allow_any_count else max_count
+    if count is not None:
+        floor = cap = count
+
+    def stop(written: int, variant: int) -> bool:
+        if cap is not None and written >= cap:
+            return True
+        return count is None and variant > 0 and written >= floor
+
+    # pass v over the photos yields fill variant v; the index runs over all passes
+    passes = tf.data.Dataset.range(math.ceil(total / n) if total and n else np.iinfo(np.int64).max)
+    ds = passes.flat_map(lambda v: photos.map(lambda im: (im, v)))
+    ds = ds.enumerate()
+    if total is not None:
+        ds = ds.take(total)
+
+    def prepare(index, pair):
+        image, variant = pair
+        x = tf.cast(tf.ensure_shape(image, [SIZE, SIZE, 3]), tf.float32) / 127.5 - 1.0
+        x = tf.cond(variant > 0, lambda: apply_variant(x, variant), lambda: x)
+        return {"image": x, "index": index, "variant": variant}
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(global_batch).map(lambda b: _pad_batch(b, global_batch))
+    ds = ds.prefetch(2)
+
+    @tf.function
+    def infer(batch):
+        def replica_fn(b):
+            images, finite = _postprocess(_call(translate, b["image"]))
+            return images, b["index"], b["variant"], finite
+
+        out = strategy.run(replica_fn, args=(batch,))
+        return tuple(_local(strategy, t) for t in out)
+
+    start = time.perf_counter()
+    written, filled, size = _stream(
+        batches=iter(_distribute(ds, strategy)),
+        infer=infer,
+        encode=_make_encoder(global_batch, int(quality)),
+        out_path=os.fspath(out_path),
+        target=total,
+        stop=stop,
+        validate_bounds=(1, None) if allow_any_count else (min_count, max_count),
+        progress=progress,
+        file_wrapper=file_wrapper,
+    )
+    seconds = time.perf_counter() - start
+    if filled:
+        log.info("generate: %d of %d images are flipped/cropped photos (only %s photos)",
+                 filled, written, n if n is not None else "a few")
+    log.info("generate: wrote %s: %d images in %.1f s (%.1f images/s)",
+             out_path, written, seconds, written / max(seconds, 1e-9))
+    return SubmissionResult(os.path.abspath(out_path), written, filled, seconds, size)
+
+
+def write_samples(
+    sample: Callable[[tf.Tensor, int], tf.Tensor],
+    out_path: str | os.PathLike,
+    *,
+    count: int = MIN_COUNT,
+    batch_size: Optional[int] = None,
+    quality: int = 95,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    allow_any_count: bool = False,
+    progress: bool = True,
+    min_count: int = MIN_COUNT,
+    max_count: int = MAX_COUNT,
+    file_wrapper=None,
+) -> SubmissionResult:
+    """The noise-to-image variant: ``sample(batch_index, batch_size)`` makes the images.
+
+    ``sample`` runs on every replica inside a ``tf.function``; it gets a scalar int64
+    ``batch_index``, unique over replicas and batches (seed from it for determinism),
+    and the per-replica ``batch_size`` (a Python int), and returns float [batch_size,
+    256, 256, 3] in [-1, 1]. Everything else is as in :func:`write_submission`.
+    """
+    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise UserError(f"--quality {quality}: must be an integer from 1 to 100")
+    total = resolve_count(None, count, allow_any_count=allow_any_count,
+                          min_count=min_count, max_count=max_count)
+    strategy = strategy or tf.distribute.get_strategy()
+    global_batch = _global_batch(strategy, batch_size)
+    per_replica = global_batch // strategy.num_replicas_in_sync
+
+    ds = tf.data.Dataset.range(total).map(lambda i: {"index": i, "variant": tf.zeros([], tf.int64)})
+    ds = ds.batch(global_batch).map(lambda b: _pad_batch(b, global_batch)).prefetch(2)
+
+    @tf.function
+    def infer(batch):
+        def replica_fn(b):
+            batch_index = tf.reduce_max(b["index"]) // per_replica  # padding rows hold -1
+            images, finite = _postprocess(sample(batch_index, per_replica))
+            return images, b["index"], b["variant"], finite
+
+        out = strategy.run(replica_fn, args=(batch,))
+        return tuple(_local(strategy, t) for t in out)
+
+    start = time.perf_counter()
+    written, _, size = _stream(
+        batches=iter(_distribute(ds, strategy)),
+        infer=infer,
+        encode=_make_encoder(global_batch, int(quality)),
+        out_path=os.fspath(out_path),
+        target=total,
+        stop=lambda written, variant: written >= total,
+        validate_bounds=(1, None) if allow_any_count else (min_count, max_count),
+        progress=progress,
+        file_wrapper=file_wrapper,
+    )
+    seconds = time.perf_counter() - start
+    return SubmissionResult(os.path.abspath(out_path), written, 0, seconds, size)
+
+
+def add_generate_args(parser) -> None:
+    """The output options of ``gan-tpu generate`` (the lead adds --run/--checkpoint/--photos)."""
+    from gan_tpu.submission.validate import add_count_args
+
+    parser.add_argument("--out", default="images.zip", help="the zip to write (default images.zip)")
+    parser.add_argument("--count", type=int, default=None, metavar="N",
+                        help="images to write (default: all photos, topped up to 7,000, at most 10,000)")
+    parser.add_argument("--batch", type=int, default=None, metavar="B",
+                        help="global batch (default 8 per replica)")
+    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality (default 95)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_count_args(parser)
+
+
+def generate_kwargs(args) -> dict[str, Any]:
+    """:func:`write_submission` keyword arguments from :func:`add_generate_args` options."""
+    return dict(count=args.count, batch_size=args.batch, quality=args.quality,
+                allow_any_count=args.allow_any_count, progress=args.progress,
+                min_count=args.min_count, max_count=args.max_count)
+
+
+def make_generation_timer(
+    translate: Callable[[tf.Tensor], tf.Tensor],
+    *,
+    batch_size: Optional[int] = None,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    quality: int = 95,
+) -> tuple[Callable[[], None], int]:
+    """(run_one_batch, global_batch): one generation batch (model + JPEG) for timing.
+
+    Feed it to :class:`gan_tpu.budget.GenerationReserve`::
+
+        timer, gb = make_generation_timer(gen, strategy=strategy)
+        reserve = GenerationReserve(timer, batch_size=gb, count=7038)
+
+    The first call compiles (that time counts as the compile overhead).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    global_batch = _global_batch(strategy, batch_size)
+    encode = _make_encoder(global_batch, int(quality))
+    ds = tf.data.Dataset.from_tensors(tf.zeros([global_batch, SIZE, SIZE, 3], tf.float32)).repeat()
+    batches = iter(_distribute(ds, strategy))
+
+    @tf.function
+    def infer(x):
+        out = strategy.run(lambda b: _postprocess(_call(translate, b))[0], args=(x,))
+        return _local(strategy, out)
+
+    def run_one_batch() -> None:
+        encode(infer(next(batches))).numpy()
+
+    return run_one_batch, global_batch
