@@ -105,23 +105,35 @@ def fill_plan(index: int, photo_count: int) -> tuple[int, int]:
 
 
 def variant_params(variant: int) -> tuple[bool, int, int, int]:
-    """(flip, crop margin, top, left) of fill variant ``variant`` (pure Python mirror)."""
+    """(flip, crop margin, top, left) of fill variant ``variant`` (a pure-Python mirror).
+
+    Odd variants flip left-right. With k = variant // 2, the crop margin is min(16k, 96)
+    px; below k = 6 the offsets are (7k, 13k) mod (margin + 1), from k = 6 on they walk
+    all 97x97 offsets of the 96 px margin injectively, so up to 10,000 members from a
+    single photo never repeat a (flip, crop).
+    """
     k = variant // 2
     margin = min(16 * k, _MAX_CROP_MARGIN)
-    return variant % 2 == 1, margin, (7 * k) % (margin + 1), (13 * k) % (margin + 1)
+    if k < 6:
+        top, left = (7 * k) % (margin + 1), (13 * k) % (margin + 1)
+    else:
+        j = k - 6
+        top, left = (7 * j) % 97, (13 * (j // 97) + 5 * j) % 97
+    return variant % 2 == 1, margin, top, left
 
 
 def apply_variant(image: tf.Tensor, variant: tf.Tensor) -> tf.Tensor:
     """Deterministic flip/crop ``variant`` (>= 1) of a float [256, 256, 3] image.
 
-    Odd variants flip left-right; variant v crops a margin of min(16·(v//2), 96) px at
-    offsets (7k, 13k) mod (margin + 1) and resizes back to 256.
+    The crop (see :func:`variant_params`) is resized back to 256 px (bilinear).
     """
     variant = tf.cast(variant, tf.int32)
     k = variant // 2
     margin = tf.minimum(16 * k, _MAX_CROP_MARGIN)
-    top = tf.math.floormod(7 * k, margin + 1)
-    left = tf.math.floormod(13 * k, margin + 1)
+    j = tf.maximum(k - 6, 0)
+    top = tf.where(k < 6, tf.math.floormod(7 * k, margin + 1), tf.math.floormod(7 * j, 97))
+    left = tf.where(k < 6, tf.math.floormod(13 * k, margin + 1),
+                    tf.math.floormod(13 * (j // 97) + 5 * j, 97))
     side = SIZE - margin
     cropped = tf.slice(image, tf.stack([top, left, 0]), tf.stack([side, side, 3]))
     resized = tf.cond(

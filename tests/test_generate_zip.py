@@ -1,0 +1,248 @@
+"""write_submission / write_samples: a real tiny Keras model, two replicas, real zips."""
+import errno
+import os
+import time
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_tpu.errors import UserError
+from gan_tpu.submission import generate
+from gan_tpu.submission.generate import (
+    apply_variant,
+    fill_plan,
+    make_generation_timer,
+    resolve_count,
+    variant_params,
+    write_samples,
+    write_submission,
+)
+from gan_tpu.submission.validate import validate_zip
+
+
+def _photos(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth, distinct uint8 photos (small JPEGs, so tests stay fast)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:256, 0:256].astype(np.float32) / 255.0
+    out = np.empty((n, 256, 256, 3), np.uint8)
+    for i in range(n):
+        a, b, c = rng.uniform(0.2, 1.0, size=(3, 3))
+        img = 255 * (a * x[..., None] * 0.6 + b * y[..., None] * 0.3 + 0.1 * c)
+        img[rng.integers(0, 200):, rng.integers(0, 200):] *= 0.5  # an asymmetric patch
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def strategy():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="module")
+def model(strategy):
+    with strategy.scope():
+        net = keras.Sequential([
+            keras.Input((256, 256, 3)),
+            keras.layers.Conv2D(3, 3, padding="same", activation="tanh",
+                                kernel_initializer=keras.initializers.GlorotUniform(seed=1)),
+        ])
+    return net
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return _photos(10)
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist(), [zf.read(n) for n in zf.namelist()]
+
+
+def _decode(data):
+    return tf.io.decode_jpeg(data).numpy().astype(np.float32)
+
+
+def _expected(model, image_u8, variant=0):
+    x = tf.cast(image_u8, tf.float32) / 127.5 - 1.0
+    if variant:
+        x = apply_variant(x, tf.constant(variant, tf.int64))
+    y = model(x[None], training=False)[0]
+    return np.clip(np.round((y.numpy() + 1) * 127.5), 0, 255)
+
+
+def test_translates_every_photo_over_two_replicas_with_a_partial_last_batch(tmp_path, model, photos, strategy):
+    out = tmp_path / "images.zip"
+    # 13 = 3 batches of 4 + 1: the last batch is padded, then the padding dropped;
+    # batch 3 is rounded up to 4 so both replicas get the same share.
+    result = write_submission(model, tf.data.Dataset.from_tensor_slices(photos), out, count=13,
+                              batch_size=3, strategy=strategy, allow_any_count=True, progress=False)
+    assert result.count == 13 and result.filled == 3 and result.path == str(out)
+    names, datas = _members(out)
+    assert names == [f"{i}.jpg" for i in range(1, 14)]
+    assert os.listdir(tmp_path) == ["images.zip"]
+    for k in (0, 4, 9, 10, 12):  # member k+1 is photo k % 10 in variant k // 10
+        got = _decode(datas[k])
+        assert got.shape == (256, 256, 3)
+        want = _expected(model, photos[k % 10], k // 10)
+        assert np.abs(got - want).mean() < 3.0, k
+    # the flipped fill images are not the plain ones
+    assert np.abs(_decode(datas[10]) - _decode(datas[0])).mean() > 3.0
+
+
+def test_default_count_is_every_photo_with_allow_any_count(tmp_path, model, photos):
+    ds = tf.data.Dataset.from_tensor_slices(photos).filter(lambda _: True)  # unknown cardinality
+    assert int(ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    result = write_submission(model, ds, tmp_path / "images.zip", allow_any_count=True,
+                              batch_size=4, progress=False)
+    assert result.count == 10 and result.filled == 0
+    assert validate_zip(tmp_path / "images.zip", min_count=10, max_count=10).ok
+
+
+def test_output_is_deterministic(tmp_path, model, photos, strategy):
+    ds = tf.data.Dataset.from_tensor_slices(photos[:4])
+    kw = dict(count=11, batch_size=4, strategy=strategy, allow_any_count=True, progress=False)
+    write_submission(model, ds, tmp_path / "a.zip", **kw)
+    write_submission(model, ds, tmp_path / "b.zip", **kw)
+    assert _members(tmp_path / "a.zip") == _members(tmp_path / "b.zip")
+
+
+def test_fill_plan_and_variants():
+    assert [fill_plan(i, 3) for i in range(7)] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2)]
+    params = [variant_params(v) for v in range(1, 10_000)]
+    assert len(set(params)) == len(params)  # even one photo gives 10,000 distinct members
+    assert variant_params(1) == (True, 0, 0, 0)
+    x = tf.random.stateless_uniform([256, 256, 3], [1, 2])
+    np.testing.assert_array_equal(apply_variant(x, tf.constant(1, tf.int64)), x[:, ::-1])
+    for v in (2, 3, 17, 500, 9999):
+        flip, margin, top, left = variant_params(v)
+        y = apply_variant(x, tf.constant(v, tf.int64))
+        side = 256 - margin
+        want = tf.image.resize(x[top:top + side, left:left + side], [256, 256])
+        np.testing.assert_allclose(y, want[:, ::-1] if flip else want, atol=1e-6)
+
+
+def test_resolve_count():
+    assert resolve_count(7038, None) == 7038
+    assert resolve_count(60, None) == 7000
+    assert resolve_count(12000, None) == 10000
+    assert resolve_count(60, None, allow_any_count=True) == 60
+    assert resolve_count(None, None) is None
+    assert resolve_count(60, 8000) == 8000
+    assert resolve_count(60, 5, allow_any_count=True) == 5
+    for bad in (6999, 10001):
+        with pytest.raises(UserError, match=f"--count {bad}: Kaggle wants 7,000-10,000"):
+            resolve_count(7038, bad)
+    with pytest.raises(UserError, match="at least 1"):
+        resolve_count(10, 0, allow_any_count=True)
+
+
+def test_fills_up_to_7000_from_few_photos(tmp_path, photos):
+    # A 1x1 conv keeps the model's share small; the fill, JPEG, zip and validation are real.
+    net = keras.Sequential([keras.Input((256, 256, 3)), keras.layers.Conv2D(3, 1, activation="tanh")])
+    t0 = time.perf_counter()
+    result = write_submission(net, tf.data.Dataset.from_tensor_slices(photos), tmp_path / "images.zip",
+                              batch_size=64, quality=75, progress=False)
+    seconds = time.perf_counter() - t0
+    print(f"7,000 images from 10 photos in {seconds:.1f} s")
+    assert result.count == 7000 and result.filled == 6990
+    names, _ = _members(tmp_path / "images.zip")
+    assert names == [f"{i}.jpg" for i in range(1, 7001)]
+    assert validate_zip(tmp_path / "images.zip").ok
+
+
+@pytest.mark.parametrize("count", [6999, 10001])
+def test_refuses_a_count_outside_the_range(tmp_path, model, photos, count):
+    (tmp_path / "images.zip").write_bytes(b"old")
+    with pytest.raises(UserError, match="Kaggle wants 7,000-10,000"):
+        write_submission(model, tf.data.Dataset.from_tensor_slices(photos), tmp_path / "images.zip",
+                         count=count, progress=False)
+    assert (tmp_path / "images.zip").read_bytes() == b"old"
+
+
+def test_no_photos(tmp_path, model):
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 256, 256, 3), np.uint8))
+    with pytest.raises(UserError, match="no photos"):
+        write_submission(model, empty, tmp_path / "images.zip", allow_any_count=True, progress=False)
+    with pytest.raises(UserError, match="no photos"):
+        write_submission(model, empty.filter(lambda _: True), tmp_path / "images.zip", progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_diverged_generator_writes_nothing(tmp_path, photos):
+    (tmp_path / "images.zip").write_bytes(b"old")
+
+    def diverged(x):
+        return tf.where(tf.reduce_mean(x) > -2.0, x * np.nan, x)
+
+    with pytest.raises(UserError, match=r"image 1 is not finite .* diverged"):
+        write_submission(diverged, tf.data.Dataset.from_tensor_slices(photos),
+                         tmp_path / "images.zip", allow_any_count=True, batch_size=4, progress=False)
+    assert os.listdir(tmp_path) == ["images.zip"]
+    assert (tmp_path / "images.zip").read_bytes() == b"old"
+
+
+def test_disk_full_while_generating(tmp_path, model, photos):
+    class FullDisk:
+        def __init__(self, raw):
+            self.raw, self.written = raw, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 20_000:  # a few members in
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.raw.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.raw, name)
+
+    with pytest.raises(OSError) as err:
+        write_submission(model, tf.data.Dataset.from_tensor_slices(photos), tmp_path / "images.zip",
+                         allow_any_count=True, batch_size=4, progress=False, file_wrapper=FullDisk)
+    assert err.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_quality_and_batch(tmp_path, model, photos):
+    ds = tf.data.Dataset.from_tensor_slices(photos)
+    for kw, msg in ((dict(quality=0), "--quality 0"), (dict(quality=101), "--quality 101"),
+                    (dict(batch_size=0), "--batch 0")):
+        with pytest.raises(UserError, match=msg):
+            write_submission(model, ds, tmp_path / "images.zip", allow_any_count=True, progress=False, **kw)
+    with pytest.raises(ValueError, match="uint8"):
+        write_submission(model, ds.map(lambda x: tf.cast(x, tf.float32)), tmp_path / "images.zip")
+
+
+def test_noise_to_image_sampler(tmp_path, strategy):
+    def sample(batch_index, batch_size):
+        seed = tf.stack([batch_index, tf.constant(7, tf.int64)])
+        return tf.random.stateless_uniform([batch_size, 256, 256, 3], seed, -1.0, 1.0)
+
+    result = write_samples(sample, tmp_path / "images.zip", count=9, batch_size=4,
+                           strategy=strategy, allow_any_count=True, progress=False)
+    assert result.count == 9
+    names, datas = _members(tmp_path / "images.zip")
+    assert names == [f"{i}.jpg" for i in range(1, 10)]
+    assert len(set(datas)) == 9
+    assert validate_zip(tmp_path / "images.zip", min_count=9, max_count=9).ok
+
+
+def test_generation_timer(model, strategy):
+    run_one_batch, global_batch = make_generation_timer(model, strategy=strategy, batch_size=4)
+    assert global_batch == 4
+    run_one_batch()
+    run_one_batch()
+
+
+def test_cli_args_helper():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    generate.add_generate_args(parser)
+    args = parser.parse_args(["--count", "7038", "--quality", "90", "--no-progress"])
+    assert generate.generate_kwargs(args) == dict(count=7038, batch_size=None, quality=90,
+                                                  allow_any_count=False, progress=False,
+                                                  min_count=7000, max_count=10000)
