@@ -105,6 +105,17 @@ def resolve(path: str, domain: str | None = None) -> Source:
     return _from_files(files, path)
 
 
+def example_bytes(name: str, jpeg: bytes, target: str) -> bytes:
+    """One record in the competition's schema: `image_name`, `image` (JPEG), `target`."""
+    def feature(value: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "image_name": feature(name.encode()), "image": feature(jpeg), "target": feature(target.encode()),
+    }))
+    return example.SerializeToString()
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -304,14 +315,17 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
     Everything random is keyed on `seed` (an int or an int64 tensor), so a stream is the
     same every time it is built with the same seed.
     """
-    ds = _encoded(source).map(lambda _, jpeg: decode(jpeg, source_size), num_parallel_calls=AUTOTUNE)
+    # Shuffle the small encoded bytes, not decoded images, and never a buffer larger than
+    # the data: a buffer over a repeated small set decodes thousands of images up front.
+    ds = _encoded(source).map(lambda _, jpeg: jpeg)
     if cache:
         ds = ds.cache()
+    buffer = min(shuffle_buffer, source.count) if source.count else shuffle_buffer
     seed = tf.cast(seed, tf.int64)
-    ds = ds.repeat().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).enumerate()
+    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
 
-    def prepare(index, image):
-        image = to_float(image)
+    def prepare(index, jpeg):
+        image = to_float(decode(jpeg, source_size))
         if augment_images:
             return augment(image, tf.stack([seed, index]), size=image_size, rot90=rot90)
         if image_size != source_size:

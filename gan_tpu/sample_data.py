@@ -94,6 +94,7 @@ def write_sample_data(out: str, *, monet: int = 30, photo: int = 60, size: int =
     """Write `monet_tfrec/`, `photo_tfrec/`, `monet_jpg/`, `photo_jpg/` under `out`."""
     import tensorflow as tf
 
+    from gan_tpu.data import example_bytes
     from gan_tpu.errors import UserError
 
     if monet < 1 or photo < 1:
@@ -113,12 +114,7 @@ def write_sample_data(out: str, *, monet: int = 30, photo: int = 60, size: int =
                 for _ in range(count):
                     name = rng.bytes(5).hex()
                     jpeg = tf.io.encode_jpeg(make(rng, size), quality=95).numpy()
-                    example = tf.train.Example(features=tf.train.Features(feature={
-                        "image_name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
-                        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-                        "target": tf.train.Feature(bytes_list=tf.train.BytesList(value=[domain.encode()])),
-                    }))
-                    writer.write(example.SerializeToString())
+                    writer.write(example_bytes(name, jpeg, domain))
                     with open(os.path.join(jpg_dir, f"{name}.jpg"), "wb") as fh:
                         fh.write(jpeg)
             os.replace(tmp, final)

@@ -1,0 +1,43 @@
+"""Small real-file builders shared by the tests."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from gan_tpu.data import example_bytes
+
+REALDATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "realdata")
+
+
+def smooth_images(n: int, size: int = 256, seed: int = 0) -> np.ndarray:
+    """Smooth gradient images (JPEG keeps them within a few levels)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out = []
+    for _ in range(n):
+        a, b, c = rng.uniform(0.2, 1.0, 3)
+        img = np.stack([a * x, b * y, c * (1 - x) * y + 0.2], -1) * 255
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def jpeg(image: np.ndarray, quality: int = 95) -> bytes:
+    return tf.io.encode_jpeg(image, quality=quality).numpy()
+
+
+def write_records(path: str, payloads: list[bytes]) -> str:
+    with tf.io.TFRecordWriter(path) as writer:
+        for payload in payloads:
+            writer.write(payload)
+    return path
+
+
+def write_domain_records(folder: str, images: np.ndarray, domain: str = "monet",
+                         name: str | None = None) -> str:
+    """Images as one Kaggle-style record file `<domain>00-N.tfrec` in `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    name = name or f"{domain}00-{len(images)}.tfrec"
+    return write_records(os.path.join(folder, name),
+                         [example_bytes(f"{i:010x}", jpeg(img), domain) for i, img in enumerate(images)])
