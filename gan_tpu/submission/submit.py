@@ -121,6 +121,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 def load_api():
     """Import and authenticate the kaggle package's ``KaggleApi`` (credentials checked first)."""
     quiet = io.StringIO()
+    if importlib.util.find_spec("kaggle") is None:
+        raise UserError(f"the kaggle package is not installed: {INSTALL_HINT}")
     try:
         with contextlib.redirect_stdout(quiet):  # its import authenticates and prints
             from kaggle.api.kaggle_api_extended import KaggleApi
