@@ -147,13 +147,11 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
                   shuffle_buffer=cfg["data"]["shuffle_buffer"], seed=cfg["train"]["seed"], steps=steps)
     photos = sample_photos(photo, cfg["train"]["samples"], cfg["data"]["image_size"],
                            cfg["data"]["source_size"]) if cfg["train"]["samples"] else None
-    all_callbacks = [
-        *callbacks,
-        Checkpointer(run.manager, run.epoch, run.step, cfg["train"]["checkpoint_every"]),
-        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resume),
-    ]
+    checkpointer = Checkpointer(run.manager, run.epoch, run.step, cfg["train"]["checkpoint_every"])
+    all_callbacks = [checkpointer, keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resume)]
     if photos is not None:
         all_callbacks.insert(0, SampleGrid(photos, os.path.join(out, "samples")))
+    all_callbacks += list(callbacks)
 
     # A run resumed mid-epoch first finishes that epoch, then trains the rest.
     phases = []
@@ -164,12 +162,18 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
         phases.append((first_epoch, epochs, steps, 0))
     log.info("training %s: %d epochs x %d steps, global batch %d on %d replica(s)",
              cfg["model"]["name"], epochs, steps, global_batch, run.strategy.num_replicas_in_sync)
-    for start, end, phase_steps, skip in phases:
-        ds = data.training_stream(monet, photo, first_epoch=start, epochs=end, skip_steps=skip, **stream)
-        run.model.fit(ds, epochs=end, initial_epoch=start, steps_per_epoch=phase_steps,
-                      callbacks=all_callbacks, verbose=verbose, shuffle=False)
-        if run.model.stop_training:
-            break
+    try:
+        for start, end, phase_steps, skip in phases:
+            ds = data.training_stream(monet, photo, first_epoch=start, epochs=end, skip_steps=skip, **stream)
+            run.model.fit(ds, epochs=end, initial_epoch=start, steps_per_epoch=phase_steps,
+                          callbacks=all_callbacks, verbose=verbose, shuffle=False)
+            if run.model.stop_training:
+                break
+    except KeyboardInterrupt:
+        saved = checkpointer.save()
+        log.info("interrupted at step %d; %s; continue with --resume", int(run.step.numpy()),
+                 f"saved {saved}" if saved else "checkpoint already saved")
+        raise
     export_translator(run)
     return run
 
