@@ -10,8 +10,8 @@ saves each file with PIL before zipping a folder):
 
 - photos are batched with a static shape (the last partial batch is padded, and the
   padding dropped on the way out) and split over every replica of the strategy;
-- the model runs inside one ``tf.function`` per batch (``strategy.run``), converting
-  to uint8 on the device;
+- the model runs inside one ``tf.function`` per batch (``strategy.run``), scaling to
+  rounded 0-255 pixel values and checking for NaN/Inf on the device;
 - JPEG encoding is a second ``tf.function`` (one ``encode_jpeg`` op per image, run in
   parallel by TensorFlow's executor) on a worker thread, so batch k is encoded while
   the model works on batch k+1;
@@ -148,11 +148,6 @@ def apply_variant(image: tf.Tensor, variant: tf.Tensor) -> tf.Tensor:
 # ------------------------------------------------------------------ pipeline pieces
 
 
-def _to_uint8(image: tf.Tensor) -> tf.Tensor:
-    image = tf.cast(image, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-
-
 def _call(translate: Callable, x: tf.Tensor) -> tf.Tensor:
     if isinstance(translate, keras.layers.Layer):
         return translate(x, training=False)
@@ -160,12 +155,16 @@ def _call(translate: Callable, x: tf.Tensor) -> tf.Tensor:
 
 
 def _postprocess(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Model output -> (uint8 [b, 256, 256, 3], per-image all-finite flag)."""
+    """Model output -> (float32 pixel values 0-255, rounded; per-image all-finite flag).
+
+    The uint8 cast happens on the host, in the encoder: TPUs have no uint8 arithmetic.
+    """
     y = tf.cast(y, tf.float32)
     if y.shape.rank == 4 and (y.shape[1], y.shape[2]) != (SIZE, SIZE):
         y = tf.image.resize(y, [SIZE, SIZE], method="bilinear")
     finite = tf.reduce_all(tf.math.is_finite(y), axis=[1, 2, 3])
-    return _to_uint8(y), finite
+    pixels = tf.clip_by_value(tf.round((y + 1.0) * 127.5), 0.0, 255.0)
+    return tf.where(tf.math.is_finite(pixels), pixels, 0.0), finite
 
 
 def _global_batch(strategy: tf.distribute.Strategy, batch_size: Optional[int]) -> int:
@@ -197,9 +196,10 @@ def _distribute(ds: tf.data.Dataset, strategy: tf.distribute.Strategy):
 
 
 def _make_encoder(global_batch: int, quality: int) -> Callable:
-    @tf.function(input_signature=[tf.TensorSpec([global_batch, SIZE, SIZE, 3], tf.uint8)])
-    def encode(images):
+    @tf.function(input_signature=[tf.TensorSpec([global_batch, SIZE, SIZE, 3], tf.float32)])
+    def encode(pixels):
         with tf.device("/cpu:0"):
+            images = tf.cast(pixels, tf.uint8)  # already rounded and clipped to 0-255
             # One op per image: TensorFlow's executor runs them in parallel.
             return tf.stack([tf.io.encode_jpeg(im, quality=quality, format="rgb")
                              for im in tf.unstack(images, num=global_batch)])
