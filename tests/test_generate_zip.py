@@ -163,6 +163,28 @@ def test_refuses_a_count_outside_the_range(tmp_path, model, photos, count):
     assert (tmp_path / "images.zip").read_bytes() == b"old"
 
 
+def test_duplicate_photos_are_skipped_and_the_next_image_takes_the_number(tmp_path, model, photos):
+    dup = np.concatenate([photos[:5], photos[2:3], photos[5:]])  # photo 2 twice: 11 photos
+    result = write_submission(model, tf.data.Dataset.from_tensor_slices(dup), tmp_path / "a.zip",
+                              allow_any_count=True, batch_size=4, progress=False)
+    assert (result.count, result.duplicates, result.filled) == (10, 1, 0)
+    names, datas = _members(tmp_path / "a.zip")
+    assert names == [f"{i}.jpg" for i in range(1, 11)] and len(set(datas)) == 10
+    result = write_submission(model, tf.data.Dataset.from_tensor_slices(dup), tmp_path / "b.zip",
+                              count=11, allow_any_count=True, batch_size=4, progress=False)
+    assert (result.count, result.duplicates, result.filled) == (11, 1, 1)  # one flipped photo fills in
+
+
+def test_a_generator_that_repeats_itself_writes_nothing(tmp_path, photos):
+    def collapsed(x):
+        return tf.zeros_like(x)
+
+    with pytest.raises(UserError, match=r"only 1 distinct images .* fewer than 30"):
+        write_submission(collapsed, tf.data.Dataset.from_tensor_slices(photos), tmp_path / "images.zip",
+                         count=30, allow_any_count=True, batch_size=4, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
 def test_no_photos(tmp_path, model):
     empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 256, 256, 3), np.uint8))
     with pytest.raises(UserError, match="no photos"):

@@ -21,11 +21,13 @@ saves each file with PIL before zipping a folder):
 Counts: by default every photo once, at least 7,000 (fewer photos are topped up with
 deterministic flips/crops: member ``i+1`` is photo ``i % n`` in variant ``i // n``,
 see :func:`fill_plan`) and at most 10,000. An explicit count outside 7,000-10,000 is
-refused unless ``allow_any_count``.
+refused unless ``allow_any_count``. An output byte-identical to an earlier one (the
+photo set holds the same photo twice) is skipped, and the next image takes its number.
 """
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import math
 import os
@@ -47,6 +49,7 @@ log = logging.getLogger("gan_tpu")
 SIZE = 256
 DEFAULT_PER_REPLICA_BATCH = 8
 _MAX_CROP_MARGIN = 96  # fill variants crop at most 96 px off a side before resizing back
+MAX_DUPLICATES = 1000  # more byte-identical outputs than this: the generator repeats itself
 
 
 @dataclass
@@ -58,6 +61,7 @@ class SubmissionResult:
     filled: int  # members made from flipped/cropped photos (0 when photos sufficed)
     seconds: float
     bytes: int
+    duplicates: int = 0  # outputs skipped as byte-identical to an earlier member
 
     @property
     def images_per_second(self) -> float:
@@ -223,15 +227,21 @@ def _stream(
     validate_bounds: tuple[Optional[int], Optional[int]],
     progress: bool,
     file_wrapper=None,
-) -> tuple[int, int, int]:
-    """Run infer -> encode -> zip over ``batches``; returns (written, filled, bytes).
+    max_duplicates: int = MAX_DUPLICATES,
+) -> tuple[int, int, int, int]:
+    """Run infer -> encode -> zip over ``batches``; returns (written, filled, bytes, duplicates).
 
     ``stop(written, variant)`` says, before member ``written + 1`` (of fill variant
-    ``variant``) is written, that the zip is complete.
+    ``variant``) is written, that the zip is complete. An output byte-identical to an
+    earlier member (say, the photo set holds the same photo twice) is skipped and the
+    stream goes on (into fill variants if need be); more than ``max_duplicates`` of
+    them means the generator's outputs repeat, and is an error.
     """
     lo, hi = validate_bounds
     bar = keras.utils.Progbar(target, unit_name="image") if progress else None
-    written = filled = 0
+    written = filled = duplicates = 0
+    last_index = -1
+    digests: set[bytes] = set()
     done = False
 
     def fetch(outputs):
@@ -239,20 +249,33 @@ def _stream(
         return encode(images).numpy(), index.numpy(), variant.numpy(), finite.numpy()
 
     def write(result) -> bool:
-        nonlocal written, filled
+        nonlocal written, filled, duplicates, last_index
         jpegs, index, variant, finite = result
         for j in np.argsort(np.where(index < 0, np.iinfo(np.int64).max, index), kind="stable"):
             if index[j] < 0:
                 continue
             if stop(written, int(variant[j])):
+                if bar is not None:
+                    bar.update(written, finalize=True)  # ends the bar's line when target was None
                 return True
             if not finite[j]:
                 raise UserError(
                     f"the generator's output for image {int(index[j]) + 1} is not finite (NaN or Inf): "
                     f"the generator diverged; not writing {out_path}"
                 )
-            if int(index[j]) != written:
-                raise RuntimeError(f"generation out of order: got image {int(index[j])}, expected {written}")
+            if int(index[j]) <= last_index:
+                raise RuntimeError(f"generation out of order: image {int(index[j])} after {last_index}")
+            last_index = int(index[j])
+            digest = hashlib.blake2b(jpegs[j], digest_size=16).digest()
+            if digest in digests:
+                duplicates += 1
+                if duplicates > max_duplicates:
+                    raise UserError(
+                        f"{duplicates} generated images are byte-identical to earlier ones: the "
+                        f"generator's outputs repeat (collapsed?); not writing {out_path}"
+                    )
+                continue
+            digests.add(digest)
             zw.add(f"{written + 1}.jpg", jpegs[j])
             written += 1
             filled += int(variant[j] > 0)
@@ -278,11 +301,17 @@ def _stream(
             fut.cancel()
         if written == 0:
             raise UserError("no images were generated: the photo set is empty")
+        if lo is not None and written < lo:
+            raise UserError(f"only {written} distinct images were generated ({duplicates} repeats "
+                            f"skipped), fewer than {lo}; not writing {out_path}")
+        if duplicates:
+            log.warning("generate: skipped %d output(s) byte-identical to earlier ones "
+                        "(duplicate photos?)", duplicates)
         if progress:
             print(f"validating {written} images…", flush=True)
         zw.commit()
         size = os.path.getsize(zw.path)
-    return written, filled, size
+    return written, filled, size, duplicates
 
 
 # ------------------------------------------------------------------ public entry points
@@ -359,12 +388,16 @@ def write_submission(
             return True
         return count is None and variant > 0 and written >= floor
 
-    # pass v over the photos yields fill variant v; the index runs over all passes
-    passes = tf.data.Dataset.range(math.ceil(total / n) if total and n else np.iinfo(np.int64).max)
-    ds = passes.flat_map(lambda v: photos.map(lambda im: (im, v)))
+    # Pass v over the photos yields fill variant v; the index runs over all passes. No
+    # take(): the writer stops at the count, and one spare pass covers skipped repeats.
+    if total and n:
+        passes = math.ceil(total / n) + 1
+    elif allow_any_count and count is None:
+        passes = 2
+    else:
+        passes = (count or max_count) + 1
+    ds = tf.data.Dataset.range(passes).flat_map(lambda v: photos.map(lambda im: (im, v)))
     ds = ds.enumerate()
-    if total is not None:
-        ds = ds.take(total)
 
     def prepare(index, pair):
         image, variant = pair
@@ -386,14 +419,15 @@ def write_submission(
         return tuple(_local(strategy, t) for t in out)
 
     start = time.perf_counter()
-    written, filled, size = _stream(
+    written, filled, size, duplicates = _stream(
         batches=iter(_distribute(ds, strategy)),
         infer=infer,
         encode=_make_encoder(global_batch, int(quality)),
         out_path=os.fspath(out_path),
         target=total,
         stop=stop,
-        validate_bounds=(1, None) if allow_any_count else (min_count, max_count),
+        validate_bounds=((count, count) if count is not None
+                         else (1, None) if allow_any_count else (min_count, max_count)),
         progress=progress,
         file_wrapper=file_wrapper,
     )
@@ -403,7 +437,7 @@ def write_submission(
                  filled, written, n if n is not None else "a few")
     log.info("generate: wrote %s: %d images in %.1f s (%.1f images/s)",
              out_path, written, seconds, written / max(seconds, 1e-9))
-    return SubmissionResult(os.path.abspath(out_path), written, filled, seconds, size)
+    return SubmissionResult(os.path.abspath(out_path), written, filled, seconds, size, duplicates)
 
 
 def write_samples(
@@ -435,7 +469,9 @@ def write_samples(
     global_batch = _global_batch(strategy, batch_size)
     per_replica = global_batch // strategy.num_replicas_in_sync
 
-    ds = tf.data.Dataset.range(total).map(lambda i: {"index": i, "variant": tf.zeros([], tf.int64)})
+    # spare indices stand in for skipped repeats; the writer stops at the count
+    ds = tf.data.Dataset.range(total + min(total, MAX_DUPLICATES) + global_batch)
+    ds = ds.map(lambda i: {"index": i, "variant": tf.zeros([], tf.int64)})
     ds = ds.batch(global_batch).map(lambda b: _pad_batch(b, global_batch)).prefetch(2)
 
     @tf.function
@@ -449,19 +485,19 @@ def write_samples(
         return tuple(_local(strategy, t) for t in out)
 
     start = time.perf_counter()
-    written, _, size = _stream(
+    written, _, size, duplicates = _stream(
         batches=iter(_distribute(ds, strategy)),
         infer=infer,
         encode=_make_encoder(global_batch, int(quality)),
         out_path=os.fspath(out_path),
         target=total,
         stop=lambda written, variant: written >= total,
-        validate_bounds=(1, None) if allow_any_count else (min_count, max_count),
+        validate_bounds=(total, total),
         progress=progress,
         file_wrapper=file_wrapper,
     )
     seconds = time.perf_counter() - start
-    return SubmissionResult(os.path.abspath(out_path), written, 0, seconds, size)
+    return SubmissionResult(os.path.abspath(out_path), written, 0, seconds, size, duplicates)
 
 
 def add_generate_args(parser) -> None:
