@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "gan_tpu.commands",
     "gan_tpu.submission.validate",
     "gan_tpu.submission.submit",
+    "gan_tpu.metrics.score",
 )
 
 

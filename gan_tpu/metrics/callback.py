@@ -1,0 +1,100 @@
+"""Scoring during training: MiFID of a fixed held-out photo sample every K epochs.
+
+``MiFIDCallback`` translates the same photos each time (``model.translator`` by
+default, [−1, 1] in and out), scores them against a ``Reference`` (the Monet set's
+features), adds ``fid``/``distance``/``mifid`` to the epoch logs, appends a row to
+``scores.csv``, writes TensorBoard scalars, and keeps the best weights by MiFID
+(``best.weights.h5`` + ``best.json``) or calls ``on_best(epoch, scores)``.
+The photos are scored at the translator's output size; the extractor resizes them.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gan_tpu.metrics.scoring import DEFAULT_EPS, Reference, StreamingScorer
+
+FIELDS = ("epoch", "fid", "distance", "mifid")
+
+
+def _scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar without needing the tensorboard package (what its scalar op writes)."""
+    metadata = tf.compat.v1.SummaryMetadata(
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=metadata)
+
+
+class MiFIDCallback(keras.callbacks.Callback):
+    """Every ``every`` epochs: translate ``photos``, score MiFID, log it, keep the best."""
+
+    def __init__(self, photos, reference: Reference, extractor, out_dir: str, *, every: int = 1,
+                 translator=None, batch_size: int = 32, eps: float = DEFAULT_EPS,
+                 save_best: bool = True, on_best=None, dtype=tf.float64):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.photos = np.asarray(photos)
+        self.reference = reference
+        self.extractor = extractor
+        self.out_dir = out_dir
+        self.every = int(every)
+        self._translator = translator
+        self.batch_size = int(batch_size)
+        self.eps = eps
+        self.save_best = save_best
+        self.on_best = on_best
+        self.dtype = dtype
+        self.best = float("inf")
+        self.best_epoch = None
+        self.history: list[dict] = []
+        os.makedirs(out_dir, exist_ok=True)
+        self.csv_path = os.path.join(out_dir, "scores.csv")
+        self.best_path = os.path.join(out_dir, "best.weights.h5")
+        self._writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+
+    def score(self) -> dict:
+        """Translate the photos and score them now: {"fid", "distance", "mifid"}."""
+        translator = self._translator or self.model.translator
+        fakes = [np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
+                 for i in range(0, len(self.photos), self.batch_size)]
+        scorer = StreamingScorer(self.reference, self.dtype, keep_features=False)
+        for feats, _ in self.extractor.extract(np.concatenate(fakes), self.batch_size):
+            scorer.update(feats)
+        out = scorer.result(eps=self.eps, kid_subsets=0)
+        return {k: out[k] for k in ("fid", "distance", "mifid")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        scores = self.score()
+        row = {"epoch": epoch + 1, **scores}
+        self.history.append(row)
+        if logs is not None:
+            logs.update({k: v for k, v in scores.items() if v is not None})
+        new = not os.path.exists(self.csv_path)
+        with open(self.csv_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        with self._writer.as_default():
+            for key, value in scores.items():
+                if value is not None:
+                    _scalar(f"score/{key}", value, epoch + 1)
+        self._writer.flush()
+        value = scores["mifid"] if scores["mifid"] is not None else scores["fid"]
+        if value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            if self.save_best:
+                tmp = self.best_path[: -len(".weights.h5")] + ".tmp.weights.h5"
+                self.model.save_weights(tmp)
+                os.replace(tmp, self.best_path)
+                with open(os.path.join(self.out_dir, "best.json"), "w") as fh:
+                    json.dump(row, fh)
+            if self.on_best is not None:
+                self.on_best(epoch + 1, scores)
