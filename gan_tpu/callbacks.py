@@ -27,7 +27,10 @@ def image_grid(rows: list[np.ndarray]) -> np.ndarray:
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """After each epoch, `samples/epoch_NNN.png`: the same photos (left) and their translations."""
+    """After each epoch, `samples/epoch_NNN.png`: the same photos (left) and their translations.
+
+    Tiles are enlarged (nearest neighbour) to at least 128 px so small runs can be seen.
+    """
 
     def __init__(self, photos: np.ndarray, out_dir: str, translator=None):
         super().__init__()
@@ -40,6 +43,8 @@ class SampleGrid(keras.callbacks.Callback):
         translator = self._translator or self.model.translator
         fakes = translator(self.photos, training=False)
         grid = image_grid([to_uint8(self.photos).numpy(), to_uint8(fakes).numpy()])
+        scale = max(1, 128 // self.photos.shape[1])  # small training sizes: tiles >= 128 px
+        grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
         path = os.path.join(self.out_dir, name)
         atomic_write(path, tf.io.encode_png(grid).numpy())
         return path
@@ -56,8 +61,9 @@ class Checkpointer(keras.callbacks.Callback):
     """
 
     def __init__(self, manager: tf.train.CheckpointManager, epoch_var: tf.Variable, step_var,
-                 every_steps: int = 0):
+                 every_steps: int = 0, healthy=lambda: True):
         super().__init__()
+        self.healthy = healthy  # never checkpoint a diverged model over a good one
         self.manager = manager
         self.epoch_var = epoch_var
         self.step_var = step_var
@@ -66,7 +72,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     def save(self) -> str | None:
         step = int(self.step_var.numpy())
-        if step == self._last_saved:
+        if step == self._last_saved or not self.healthy():
             return None
         self._last_saved = step
         return self.manager.save(checkpoint_number=step)
@@ -76,7 +82,8 @@ class Checkpointer(keras.callbacks.Callback):
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_var.assign(epoch + 1)
+        if self.healthy():
+            self.epoch_var.assign(epoch + 1)
         self.save()
 
     def on_train_end(self, logs=None):

@@ -44,7 +44,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from gan_tpu import config, train
+    from gan_tpu import config
     from gan_tpu.sample_data import write_sample_data
 
     _setup_logging()
@@ -56,30 +56,108 @@ def cmd_demo(args) -> int:
     cfg = config.load("demo", overrides)
     print(f"[2/3] training {cfg['model']['name']} ({cfg['data']['image_size']} px) "
           f"for {cfg['train']['epochs']} epochs")
-    run = train.train(cfg, resume=args.resume)
     zip_path = os.path.join(args.out, "images.zip")
-    print(f"[3/3] translating every sample photo into {zip_path}")
-    written = translate_photos(run, data_dir, zip_path, count=0, allow_any_count=True)
+    print(f"[3/3] then translating every sample photo into {zip_path}")
+    run, result = train_and_submit(cfg, zip_path, resume=args.resume)
     samples = sorted(os.listdir(os.path.join(run.out_dir, "samples")))
     print("done:")
-    print(f"  images:  {zip_path} ({written} JPEGs, 256x256)")
-    print(f"  samples: {os.path.join(run.out_dir, 'samples', samples[-1])} (photos left, Monet right)")
+    print(f"  images:  {result.path} ({result.count} JPEGs, 256x256, validated)")
+    if samples:
+        print(f"  samples: {os.path.join(run.out_dir, 'samples', samples[-1])} (photos left, Monet right)")
     print(f"  run:     {run.out_dir} (config.toml, checkpoints/, history.csv, generator.keras)")
     return 0
 
 
-def translate_photos(run, photos: str, out: str, *, count: int, allow_any_count: bool) -> int:
+def cmd_run(args) -> int:
+    from gan_tpu import config
+
+    _setup_logging()
+    overrides = list(args.set or [])
+    if args.out:
+        overrides.append(f'output.dir="{args.out}"')
+    cfg = config.load(args.pipeline, overrides)
+    zip_path = args.zip or os.path.join(cfg["output"]["dir"], "images.zip")
+    run, result = train_and_submit(cfg, zip_path, resume=args.resume)
+    print(f"submission: {result.path} ({result.count} images, validated) in {_elapsed()}")
+    return 1 if run.diverged else 0
+
+
+def _elapsed() -> str:
+    from gan_tpu.budget import process_uptime
+
+    minutes, seconds = divmod(int(process_uptime()), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d} since start"
+
+
+def train_and_submit(cfg: dict, zip_path: str, *, resume: bool = False):
+    """Train under the budget guard, then translate the photos into a validated zip."""
+    from gan_tpu import train
+
+    run = train.train(cfg, resume=resume)
+    if run.stop_reason:
+        print(f"training stopped early to keep the budget: {run.stop_reason}")
+    if run.diverged:
+        print(f"WARNING: {run.diverged}; the submission comes from the last good checkpoint "
+              f"(step {int(run.step.numpy())})", file=sys.stderr)
+    result = translate_photos(run, cfg["data"]["photo"], zip_path)
+    return run, result
+
+
+def translate_photos(run, photos: str, out: str, **overrides):
     """Translate every photo under `photos` with the run's generator into a submission zip."""
     from gan_tpu import data, translator
+    from gan_tpu.errors import UserError
     from gan_tpu.submission.generate import write_submission
 
-    images = data.source_images(data.resolve(photos, "photo"))
+    try:
+        source = data.resolve(photos, "photo")
+    except UserError as err:
+        raise UserError(f"photos: {err}") from None
     sub = run.cfg["submission"]
-    result = write_submission(translator.at_size(run.model.translator), images, out,
-                              count=count or None, batch_size=sub["batch_size"],
-                              quality=sub["quality"], strategy=run.strategy,
-                              allow_any_count=allow_any_count or sub["allow_any_count"])
-    return result.count
+    options = dict(count=sub["count"] or None, quality=sub["quality"],
+                   allow_any_count=sub["allow_any_count"],
+                   batch_size=sub["batch_size"] * run.strategy.num_replicas_in_sync)
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    return write_submission(translator.at_size(run.model.translator), data.source_images(source), out,
+                            strategy=run.strategy, photo_count=data.count_images(source), **options)
+
+
+def cmd_generate(args) -> int:
+    from gan_tpu import translator
+    from gan_tpu.submission.generate import generate_kwargs
+
+    _setup_logging()
+    if not (args.run or args.checkpoint):
+        raise_user("give --run DIR or --checkpoint PATH")
+    run, generator = translator.load(args.run, args.checkpoint)
+    if run is None:  # a bare .keras generator: no run config to read defaults from
+        return _generate_from_keras(generator, args)
+    photos = args.photos or run.cfg["data"]["photo"]
+    options = generate_kwargs(args)
+    result = translate_photos(run, photos, args.out, **options)
+    print(f"wrote {result.path}: {result.count} images, {result.bytes / 1e6:.1f} MB, "
+          f"{result.images_per_second:.1f} images/s")
+    return 0
+
+
+def _generate_from_keras(generator, args) -> int:
+    from gan_tpu import data, translator
+    from gan_tpu.submission.generate import generate_kwargs, write_submission
+
+    if not args.photos:
+        raise_user("--photos PATH is needed with a .keras generator")
+    source = data.resolve(args.photos, "photo")
+    result = write_submission(translator.at_size(generator), data.source_images(source), args.out,
+                              photo_count=data.count_images(source), **generate_kwargs(args))
+    print(f"wrote {result.path}: {result.count} images, {result.images_per_second:.1f} images/s")
+    return 0
+
+
+def raise_user(message: str):
+    from gan_tpu.errors import UserError
+
+    raise UserError(message)  # imported here: `gan-tpu models` need not load the rest
 
 
 def _add_train_args(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +168,8 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
+    from gan_tpu.submission.generate import add_generate_args
+
     p = subparsers.add_parser("models", help="list the registered models and their defaults")
     p.set_defaults(func=cmd_models)
 
@@ -106,6 +186,20 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="run directory (default: [output] dir, else runs/<name>)")
     _add_train_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("run", help="train -> generate -> validate, inside the budget")
+    p.add_argument("pipeline", help="PIPELINE.toml, or the name of a shipped pipeline")
+    p.add_argument("--out", help="run directory (default: [output] dir)")
+    p.add_argument("--zip", help="the submission to write (default: <run dir>/images.zip)")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("generate", help="translate photos with a trained generator into images.zip")
+    p.add_argument("--run", help="a run directory (its config and latest checkpoint)")
+    p.add_argument("--checkpoint", help="a checkpoint prefix (runs/x/checkpoints/ckpt-N) or a .keras generator")
+    p.add_argument("--photos", help="photos to translate (default: the run's data.photo)")
+    add_generate_args(p)
+    p.set_defaults(func=cmd_generate)
 
     p = subparsers.add_parser("demo", help="sample data -> tiny CycleGAN -> zip of translated photos")
     p.add_argument("--out", default="demo_out", help="folder for everything the demo makes (default demo_out)")

@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gan_tpu import budget
 from gan_tpu import config as config_lib
-from gan_tpu import data, models, runtime
+from gan_tpu import data, models, runtime, translator
 from gan_tpu.callbacks import Checkpointer, SampleGrid
 from gan_tpu.errors import UserError
 
@@ -31,6 +32,8 @@ class Run:
     checkpoint: tf.train.Checkpoint
     manager: tf.train.CheckpointManager
     epoch: tf.Variable
+    stop_reason: str | None = None  # why training ended early (budget), if it did
+    diverged: str | None = None     # which loss went non-finite at which step, if one did
 
     @property
     def step(self) -> tf.Variable:
@@ -111,8 +114,13 @@ def sample_photos(source: data.Source, count: int, image_size: int, source_size:
 
 
 def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str = "auto",
-          strategy: tf.distribute.Strategy | None = None) -> Run:
-    """Train the pipeline `cfg`; returns the Run (model, checkpoint) when done or stopped."""
+          strategy: tf.distribute.Strategy | None = None, use_budget: bool = True) -> Run:
+    """Train the pipeline `cfg`; returns the Run (model, checkpoint) when done or stopped.
+
+    Training stops early, with a checkpoint, when the budget guard says generation would
+    no longer fit in `[budget] hours`; a non-finite loss stops it and restores the last
+    good checkpoint (`Run.diverged` says which loss at which step).
+    """
     out = cfg["output"]["dir"]
     monet, photo = resolve_sources(cfg)
     if cfg["data"]["verify"]:
@@ -147,10 +155,16 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
                   shuffle_buffer=cfg["data"]["shuffle_buffer"], seed=cfg["train"]["seed"], steps=steps)
     photos = sample_photos(photo, cfg["train"]["samples"], cfg["data"]["image_size"],
                            cfg["data"]["source_size"]) if cfg["train"]["samples"] else None
-    checkpointer = Checkpointer(run.manager, run.epoch, run.step, cfg["train"]["checkpoint_every"])
-    all_callbacks = [checkpointer, keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resume)]
+    nan_guard = budget.NanGuard(initial_step=int(run.step.numpy()))
+    checkpointer = Checkpointer(run.manager, run.epoch, run.step, cfg["train"]["checkpoint_every"],
+                                healthy=lambda: not nan_guard.triggered)
+    all_callbacks = [nan_guard, checkpointer,
+                     keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resume)]
     if photos is not None:
-        all_callbacks.insert(0, SampleGrid(photos, os.path.join(out, "samples")))
+        all_callbacks.insert(1, SampleGrid(photos, os.path.join(out, "samples")))
+    guard = budget_guard(run, counts[1], initial_step=int(run.step.numpy())) if use_budget else None
+    if guard is not None:
+        all_callbacks.insert(0, guard)
     all_callbacks += list(callbacks)
 
     # A run resumed mid-epoch first finishes that epoch, then trains the rest.
@@ -174,8 +188,40 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
         log.info("interrupted at step %d; %s; continue with --resume", int(run.step.numpy()),
                  f"saved {saved}" if saved else "checkpoint already saved")
         raise
+    if nan_guard.triggered:
+        run.diverged = nan_guard.message()
+        restored = restore(run)
+        log.error("%s; restored %s", run.diverged, restored or "nothing: no good checkpoint yet")
+        if restored is None:
+            raise UserError(f"{run.diverged}, before any checkpoint: nothing to keep "
+                            f"(try a lower model.lr)")
+    if guard is not None and guard.stopped:
+        run.stop_reason = guard.stop_reason
     export_translator(run)
     return run
+
+
+def submission_count(cfg: dict, photo_count: int) -> int:
+    """How many images the run's submission will hold (for the budget's reserve)."""
+    sub = cfg["submission"]
+    if sub["count"]:
+        return sub["count"]
+    return photo_count if sub["allow_any_count"] else min(max(photo_count, 7000), 10000)
+
+
+def budget_guard(run: Run, photo_count: int, initial_step: int = 0) -> budget.BudgetGuard:
+    """The run's budget guard, its reserve measured by timing real generation batches."""
+    cfg = run.cfg
+    hours = cfg["budget"]["hours"] or budget.default_budget_hours(run.strategy)
+    from gan_tpu.submission.generate import make_generation_timer
+
+    per_replica = cfg["submission"]["batch_size"]
+    timer, global_batch = make_generation_timer(
+        translator.at_size(run.model.translator), strategy=run.strategy,
+        batch_size=per_replica * run.strategy.num_replicas_in_sync, quality=cfg["submission"]["quality"])
+    reserve = budget.GenerationReserve(timer, batch_size=global_batch,
+                                       count=submission_count(cfg, photo_count))
+    return budget.BudgetGuard(hours * 3600.0, reserve=reserve, initial_step=initial_step)
 
 
 def export_translator(run: Run) -> str:

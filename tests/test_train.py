@@ -41,7 +41,7 @@ def test_a_run_leaves_config_checkpoints_samples_history_and_generator(sample_ro
     assert sorted(os.listdir(out)) == ["checkpoints", "config.toml", "generator.keras", "history.csv", "samples"]
     assert sorted(os.listdir(os.path.join(out, "samples"))) == ["epoch_001.png", "epoch_002.png"]
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(out, "samples", "epoch_002.png")))
-    assert grid.shape == (2 * 32, 2 * 32, 3)  # two photos, each beside its translation
+    assert grid.shape == (2 * 128, 2 * 128, 3)  # two photos beside their translations, x4
     assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-4")
     assert config.load(os.path.join(out, "config.toml")) == run.cfg
     lines = open(os.path.join(out, "history.csv")).read().splitlines()
@@ -108,7 +108,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     code = cli.main(["demo", "--out", out, "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "images.zip (60 JPEGs, 256x256)" in printed
+    assert "images.zip (60 JPEGs, 256x256, validated)" in printed
     with zipfile.ZipFile(os.path.join(out, "images.zip")) as zf:
         names = zf.namelist()
         assert sorted(names, key=lambda n: int(n[:-4])) == [f"{i}.jpg" for i in range(1, 61)]
