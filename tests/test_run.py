@@ -1,0 +1,128 @@
+"""End of a run: the budget-bound `run` command, the NaN guard's restore, `generate` from a run."""
+import os
+import subprocess
+import sys
+import time
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_tpu import cli, config, train
+from gan_tpu.sample_data import write_sample_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ['model.generator="resnet"', "model.ngf=4", "model.ndf=4", "model.n_blocks=1",
+        "data.image_size=32", "train.batch_size=2", "train.samples=2"]
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("data"))
+    write_sample_data(root, monet=4, photo=6, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_run(sample_root, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("run") / "run")
+    cfg = config.load("demo", [f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                               "train.epochs=1", "train.steps_per_epoch=2", f'output.dir="{out}"'])
+    train.train(cfg, verbose=0)
+    return out
+
+
+def _set(items):
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def test_run_stops_training_to_keep_the_budget_and_leaves_a_valid_zip(sample_root, tmp_path):
+    budget_s = 75  # the reserve alone is over 60 s, so training gets about 10 s
+    args = [sys.executable, "-m", "gan_tpu.cli", "run", "demo", "--out", str(tmp_path / "run"),
+            *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                   "train.epochs=10000", "train.steps_per_epoch=5", f"budget.hours={budget_s / 3600}"])]
+    start = time.monotonic()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": ROOT}, cwd=str(tmp_path))
+    wall = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "training stopped early to keep the budget" in proc.stdout
+    assert wall < budget_s, f"took {wall:.0f} s with a {budget_s} s budget"
+    with zipfile.ZipFile(tmp_path / "run" / "images.zip") as zf:
+        assert len(zf.namelist()) == 6
+    epochs_done = len(open(tmp_path / "run" / "history.csv").read().splitlines()) - 1
+    assert 1 <= epochs_done < 10000
+
+
+class _PoisonAfter(keras.callbacks.Callback):
+    """Make the generator's weights NaN after `step` steps: the next losses are NaN."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.players[0].optimizer.iterations) == self.step:
+            for v in self.model.g_monet.trainable_variables:
+                v.assign(tf.fill(v.shape, np.nan))
+
+
+def test_nan_guard_stops_and_restores_the_last_good_checkpoint(sample_root, tmp_path):
+    cfg = config.load("demo", [f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                               "train.epochs=3", "train.steps_per_epoch=2", "train.checkpoint_every=1",
+                               f'output.dir="{tmp_path / "run"}"'])
+    run = train.train(cfg, callbacks=[_PoisonAfter(3)], verbose=0)
+    assert run.diverged is not None and "is nan at step 4: training diverged" in run.diverged
+    assert int(run.step.numpy()) == 3  # back at the last good checkpoint
+    assert all(np.isfinite(v.numpy()).all() for v in run.model.g_monet.trainable_variables)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-3")
+
+
+def test_generate_from_a_run_and_from_its_exported_generator(trained_run, sample_root, tmp_path, capsys):
+    out = str(tmp_path / "a.zip")
+    assert cli.main(["generate", "--run", trained_run, "--out", out, "--allow-any-count", "--no-progress"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    with zipfile.ZipFile(out) as zf:
+        assert len(zf.namelist()) == 6 and tf.io.decode_jpeg(zf.read("6.jpg")).shape == (256, 256, 3)
+    ckpt = tf.train.latest_checkpoint(os.path.join(trained_run, "checkpoints"))
+    out_b = str(tmp_path / "b.zip")
+    assert cli.main(["generate", "--checkpoint", ckpt, "--out", out_b, "--allow-any-count",
+                     "--no-progress", "--photos", os.path.join(sample_root, "photo_jpg")]) == 0
+    out_c = str(tmp_path / "c.zip")
+    assert cli.main(["generate", "--checkpoint", os.path.join(trained_run, "generator.keras"),
+                     "--photos", sample_root, "--out", out_c, "--allow-any-count", "--no-progress"]) == 0
+    with zipfile.ZipFile(out) as a, zipfile.ZipFile(out_c) as c:
+        assert a.read("1.jpg") == c.read("1.jpg")  # same weights, same photos, same bytes
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda d, t: ["--checkpoint", str(t / "nope" / "ckpt-1")], "no such checkpoint"),
+    (lambda d, t: ["--run", str(t)], "not a run directory (no config.toml)"),
+    (lambda d, t: ["--checkpoint", str(t / "broken.keras")], "not a loadable Keras model"),
+    (lambda d, t: ["--run", d, "--photos", str(t / "empty")], "photos:"),
+])
+def test_generate_bad_input_is_one_line(trained_run, tmp_path, capsys, make_bad, message):
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    (tmp_path / "empty").mkdir()
+    code = cli.main(["generate", *make_bad(trained_run, tmp_path), "--out", str(tmp_path / "x.zip"),
+                     "--allow-any-count", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in err[-1] and err[-1].startswith("gan-tpu: error:")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_checkpoint_from_another_model_is_refused(trained_run, tmp_path, capsys):
+    other = str(tmp_path / "other")
+    os.makedirs(other)
+    cfg = config.load(os.path.join(trained_run, "config.toml"), ["model.ngf=8", f'output.dir="{other}"'])
+    config.save(cfg, os.path.join(other, "config.toml"))
+    ckpt = tf.train.latest_checkpoint(os.path.join(trained_run, "checkpoints"))
+    os.makedirs(os.path.join(other, "checkpoints"))
+    for suffix in (".index", ".data-00000-of-00001"):
+        with open(ckpt + suffix, "rb") as src, open(os.path.join(other, "checkpoints", "ckpt-2" + suffix), "wb") as dst:
+            dst.write(src.read())
+    code = cli.main(["generate", "--checkpoint", os.path.join(other, "checkpoints", "ckpt-2"),
+                     "--out", str(tmp_path / "x.zip"), "--allow-any-count", "--no-progress"])
+    assert code == 2 and "checkpoint does not fit model 'cyclegan'" in capsys.readouterr().err
