@@ -193,3 +193,14 @@ def test_mifid_callback_logs_csv_tensorboard_and_keeps_best(tmp_path):
         (i + 1, pytest.approx(m, rel=1e-6)) for i, m in enumerate(mifids)]
     with pytest.raises(ValueError):
         MiFIDCallback(photos, Reference.from_features(ref_feats), tiny, str(tmp_path), every=0)
+
+
+def test_score_paths_api_for_the_demo(files):
+    from gan_tpu.metrics.score import format_scores, score_paths
+
+    logged = []
+    scores = score_paths(files["zip"], files["data"], "tiny", kid_subsets=0, log=logged.append)
+    assert scores["n_generated"] == 12 and scores["mifid"] >= scores["fid"] > 0 and "kid" not in scores
+    lines = format_scores(scores, 0.1)
+    assert lines[0] == "extractor:              tiny (not comparable with Kaggle's scores)"
+    assert any(m.startswith("scoring 12 images") for m in logged)

@@ -172,39 +172,54 @@ def format_scores(scores: dict, eps: float) -> list[str]:
     return lines
 
 
-def run(args) -> int:
+def score_paths(generated: str, reference: str, extractor: str = "kaggle", *, cache_dir=None,
+                batch_size: int = 64, eps: float = 0.1, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                precision: str = "auto", save_reference=None, strategy=None, log=None) -> dict:
+    """Score the images at ``generated`` against ``reference``: the work of ``gan-tpu score``.
+
+    Returns the scores dict (fid, distance, mifid, kid, kid_std, is, is_std, counts and
+    the extractor's name/key/label); ``format_scores(scores, eps)`` gives the printed table.
+    """
     from gan_tpu import runtime
-    from gan_tpu.metrics.extractors import Progress, default_cache_dir, get_extractor
+    from gan_tpu.metrics.extractors import Progress, get_extractor
     from gan_tpu.metrics.scoring import StreamingScorer, resolve_dtype
 
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
-    if not os.path.exists(args.generated):
-        raise UserError(f"{args.generated}: no such file or folder")
-    if not args.reference.lower().endswith(".npz") and not os.path.exists(args.reference):
-        raise UserError(f"{args.reference}: no such reference file or folder")
-    images, count = generated_images(args.generated)
-    strategy = runtime.get_strategy()
-    extractor = get_extractor(args.extractor, strategy=strategy)
-    dtype = resolve_dtype(args.precision, strategy)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
-    ref, origin = load_reference(args.reference, extractor, cache_dir=cache_dir,
-                                 batch_size=args.batch, dtype=dtype, log=log)
-    if args.save_reference:
-        _save_npz(ref, args.save_reference, extractor.key)
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if batch_size < 1:
+        raise UserError(f"--batch must be at least 1, got {batch_size}")
+    if not os.path.exists(generated):
+        raise UserError(f"{generated}: no such file or folder")
+    if not reference.lower().endswith(".npz") and not os.path.exists(reference):
+        raise UserError(f"{reference}: no such reference file or folder")
+    images, count = generated_images(generated)
+    strategy = strategy or runtime.get_strategy()
+    ex = get_extractor(extractor, strategy=strategy)
+    dtype = resolve_dtype(precision, strategy)
+    ref, origin = load_reference(reference, ex, cache_dir=cache_dir, batch_size=batch_size, dtype=dtype, log=log)
+    if save_reference:
+        _save_npz(ref, save_reference, ex.key)
     log(f"reference: {ref.n} images ({origin})")
-    log(f"scoring {count} images from {args.generated} with {extractor.label}")
-    scorer = StreamingScorer(ref, dtype, keep_features=args.kid_subsets > 0)
-    for feats, probs in extractor.extract(images, args.batch, Progress("generated", count)):
+    log(f"scoring {count} images from {generated} with {ex.label}")
+    scorer = StreamingScorer(ref, dtype, keep_features=kid_subsets > 0)
+    for feats, probs in ex.extract(images, batch_size, Progress("generated", count)):
         scorer.update(feats, probs)
-    scores = scorer.result(eps=args.eps, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size)
+    scores = scorer.result(eps=eps, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     scores.update({
-        "extractor": extractor.name, "extractor_key": extractor.key,
-        "extractor_label": extractor.label, "comparable_with_kaggle": extractor.comparable_with_kaggle,
-        "generated": args.generated, "reference": args.reference, "eps": args.eps,
-        "precision": dtype.name,
+        "extractor": ex.name, "extractor_key": ex.key,
+        "extractor_label": ex.label, "comparable_with_kaggle": ex.comparable_with_kaggle,
+        "generated": generated, "reference": reference, "eps": eps, "precision": dtype.name,
     })
+    return scores
+
+
+def run(args) -> int:
+    from gan_tpu.metrics.extractors import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
+    scores = score_paths(args.generated, args.reference, args.extractor, cache_dir=cache_dir,
+                         batch_size=args.batch, eps=args.eps, kid_subsets=args.kid_subsets,
+                         kid_subset_size=args.kid_subset_size, precision=args.precision,
+                         save_reference=args.save_reference)
     for line in format_scores(scores, args.eps):
         print(line)
     if args.json:
