@@ -350,7 +350,8 @@ def write_submission(
       allow_any_count: accept any count (demos); also turns the default top-up off.
       progress: show a ``keras.utils.Progbar``.
       photo_count: the number of photos when known and the dataset's cardinality is not
-        (e.g. ``data.count_images(source)``): only used for the progress bar's target.
+        (e.g. ``data.count_images(source)``): sets the progress bar's target and the
+        number of passes over the photos; without it the stream stops by itself.
       min_count, max_count: the accepted range (Kaggle's 7,000-10,000 by default).
       file_wrapper: test hook passed to :class:`ZipStreamWriter`.
 
