@@ -11,6 +11,7 @@ import tensorflow as tf
 from gan_tpu import cli
 from gan_tpu.metrics import extractors as ex
 from gan_tpu.metrics import kaggle_numpy as kn
+from gan_tpu.metrics import stats
 from gan_tpu.metrics.callback import MiFIDCallback
 from gan_tpu.metrics.scoring import Reference
 from gan_tpu.sample_data import write_sample_data
@@ -200,7 +201,8 @@ def test_score_paths_api_for_the_demo(files):
 
     logged = []
     scores = score_paths(files["zip"], files["data"], "tiny", kid_subsets=0, log=logged.append)
-    assert scores["n_generated"] == 12 and scores["mifid"] >= scores["fid"] > 0 and "kid" not in scores
+    assert scores["n_generated"] == 12 and scores["fid"] > 0 and "kid" not in scores
+    assert scores["mifid"] == pytest.approx(scores["fid"] / (stats.threshold_distance(scores["distance"]) + 1e-15))
     lines = format_scores(scores, 0.1)
     assert lines[0] == "extractor:              tiny (not comparable with Kaggle's scores)"
     assert any(m.startswith("scoring 12 images") for m in logged)
