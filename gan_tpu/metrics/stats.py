@@ -109,11 +109,12 @@ def _sym(m):
 def _sum_sqrt(eigenvalues):
     """Σ sqrt(λ) over the resolved eigenvalues of a PSD matrix.
 
-    Eigenvalues below n·eps·max|λ| are rounding noise (a rank-deficient matrix gives
+    Eigenvalues below sqrt(n)·eps·max|λ| are rounding noise (a rank-deficient matrix gives
     ±1e-16·max|λ| where it should give 0), and sqrt would turn each into 1e-8·sqrt(max|λ|).
+    (n·eps would also drop real eigenvalues in float32 when one direction dominates.)
     """
     n = tf.cast(tf.size(eigenvalues), eigenvalues.dtype)
-    tol = n * np.finfo(eigenvalues.dtype.as_numpy_dtype).eps * tf.reduce_max(tf.abs(eigenvalues))
+    tol = tf.sqrt(n) * np.finfo(eigenvalues.dtype.as_numpy_dtype).eps * tf.reduce_max(tf.abs(eigenvalues))
     return tf.reduce_sum(tf.sqrt(tf.where(eigenvalues > tol, eigenvalues, tf.zeros_like(eigenvalues))))
 
 
