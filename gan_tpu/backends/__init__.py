@@ -1,12 +1,22 @@
 """Backend-specific training: the only place that takes gradients or applies optimizers."""
+import importlib
+
 import keras
+
+
+def _backend():
+    name = keras.backend.backend()
+    try:
+        return importlib.import_module(f"gan_tpu.backends.{name}")
+    except ModuleNotFoundError:
+        raise NotImplementedError(f"no adversarial trainer for the {name!r} Keras backend") from None
 
 
 def train_step(model, data):
     """One step of every player of `model`, on the active Keras backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from gan_tpu.backends.tensorflow import train_step as step
-    else:
-        raise NotImplementedError(f"no adversarial trainer for the {backend!r} backend yet")
-    return step(model, data)
+    return _backend().train_step(model, data)
+
+
+def input_gradient(fn, x):
+    """The gradient of sum(fn(x)) with respect to the input x (WGAN-GP, R1 penalties)."""
+    return _backend().input_gradient(fn, x)

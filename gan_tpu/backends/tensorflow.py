@@ -10,10 +10,19 @@ def train_step(model, data):
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     context, parts = {}, {}
     for player in model.players:
-        with tf.GradientTape() as tape:
-            loss, logged = player.loss(data, context, True)
-            scaled = player.optimizer.scale_loss(loss / replicas)
-        grads = tape.gradient(scaled, player.variables)
-        player.optimizer.apply_gradients(zip(grads, player.variables))
+        for _ in range(player.steps):
+            with tf.GradientTape() as tape:
+                loss, logged = player.loss(data, context, True)
+                scaled = player.optimizer.scale_loss(loss / replicas)
+            grads = tape.gradient(scaled, player.variables)
+            player.optimizer.apply_gradients(zip(grads, player.variables))
         parts.update(logged)
     return model.track(parts)
+
+
+def input_gradient(fn, x):
+    """d(sum fn(x)) / dx, differentiable (for gradient penalties inside a player's loss)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(tf.cast(fn(x), tf.float32))
+    return tape.gradient(y, x)

@@ -18,12 +18,14 @@ class Player:
     """Networks trained together by one optimizer against one loss.
 
     `loss(batch, context, training)` returns (total loss, {name: scalar part to log}).
+    `steps` > 1 updates this player that many times per batch (WGAN-GP's n_critic).
     """
 
     name: str
     networks: list[keras.Model]
     optimizer: keras.optimizers.Optimizer
     loss: Callable
+    steps: int = 1
 
     @property
     def variables(self) -> list:
