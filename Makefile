@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo submit clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/gan-tpu demo $(if $(OUT),--out $(OUT),)
+
+# make submit ZIP=runs/cyclegan/images.zip MESSAGE="U-Net CycleGAN, 25 epochs"
+submit: $(STAMP)
+	$(BIN)/gan-tpu submit $(or $(ZIP),images.zip) -m "$(or $(MESSAGE),gan_tpu submission)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out

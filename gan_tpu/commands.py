@@ -59,13 +59,25 @@ def cmd_demo(args) -> int:
     zip_path = os.path.join(args.out, "images.zip")
     print(f"[3/3] then translating every sample photo into {zip_path}")
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
+    scores = score_submission(result.path, data_dir, "tiny")
     samples = sorted(os.listdir(os.path.join(run.out_dir, "samples")))
     print("done:")
     print(f"  images:  {result.path} ({result.count} JPEGs, 256x256, validated)")
     if samples:
         print(f"  samples: {os.path.join(run.out_dir, 'samples', samples[-1])} (photos left, Monet right)")
     print(f"  run:     {run.out_dir} (config.toml, checkpoints/, history.csv, generator.keras)")
+    print("  score (tiny extractor, not comparable with Kaggle's scores):")
+    for line in scores:
+        print(f"    {line}")
     return 0
+
+
+def score_submission(zip_path: str, reference: str, extractor: str) -> list[str]:
+    """Score a written submission against the Monet paintings; the printed table's lines."""
+    from gan_tpu.metrics.score import format_scores, score_paths
+
+    scores = score_paths(zip_path, reference, extractor, kid_subsets=0, log=lambda msg: None)
+    return format_scores(scores, 0.1)
 
 
 def cmd_run(args) -> int:
@@ -79,6 +91,10 @@ def cmd_run(args) -> int:
     zip_path = args.zip or os.path.join(cfg["output"]["dir"], "images.zip")
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
     print(f"submission: {result.path} ({result.count} images, validated) in {_elapsed()}")
+    if cfg["score"]["extractor"]:
+        reference = cfg["score"]["reference"] or cfg["data"]["monet"]
+        for line in score_submission(result.path, reference, cfg["score"]["extractor"]):
+            print(f"  {line}")
     return 1 if run.diverged else 0
 
 

@@ -62,6 +62,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     "output": {
         "dir": ((str,), None),            # default runs/<pipeline name>
     },
+    "score": {
+        "extractor": ((str,), ""),        # "" (no scoring), kaggle[:PATH], inception_v3[:WEIGHTS], tiny
+        "reference": ((str,), ""),        # Monet paintings to score against; "" = data.monet
+    },
     "submission": {
         "count": ((int,), 0),             # 0: every photo, at least 7,000
         "batch_size": ((int,), 8),

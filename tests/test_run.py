@@ -42,13 +42,15 @@ def test_run_stops_training_to_keep_the_budget_and_leaves_a_valid_zip(sample_roo
     budget_s = 75  # the reserve alone is over 60 s, so training gets about 10 s
     args = [sys.executable, "-m", "gan_tpu.cli", "run", "demo", "--out", str(tmp_path / "run"),
             *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
-                   "train.epochs=10000", "train.steps_per_epoch=5", f"budget.hours={budget_s / 3600}"])]
+                   "train.epochs=10000", "train.steps_per_epoch=5", f"budget.hours={budget_s / 3600}",
+                   'score.extractor="tiny"'])]
     start = time.monotonic()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": ROOT}, cwd=str(tmp_path))
     wall = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "training stopped early to keep the budget" in proc.stdout
+    assert "MiFID:" in proc.stdout  # scored, as [score] asks
     assert wall < budget_s, f"took {wall:.0f} s with a {budget_s} s budget"
     with zipfile.ZipFile(tmp_path / "run" / "images.zip") as zf:
         assert len(zf.namelist()) == 6

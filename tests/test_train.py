@@ -109,6 +109,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "images.zip (60 JPEGs, 256x256, validated)" in printed
+    assert "not comparable with Kaggle's scores" in printed and "MiFID:" in printed
     with zipfile.ZipFile(os.path.join(out, "images.zip")) as zf:
         names = zf.namelist()
         assert sorted(names, key=lambda n: int(n[:-4])) == [f"{i}.jpg" for i in range(1, 61)]
