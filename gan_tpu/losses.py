@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from keras import ops
 
-ADVERSARIAL = ("bce", "lsgan")
+ADVERSARIAL = ("bce", "lsgan", "hinge", "wgan-gp")
 
 
 def _f32(x):
@@ -20,14 +20,23 @@ def _bce_logits(target: float, logits):
 
 
 def discriminator_loss(kind: str, real, fake, real_label: float = 1.0):
-    """D's loss on real and fake logits, halved as in Zhu et al. (D learns at half G's rate).
+    """D's loss on real and fake logits.
 
-    `real_label` < 1 gives one-sided label smoothing.
+    `bce`, `lsgan` and `hinge` are halved as in Zhu et al. (D learns at half G's rate);
+    `real_label` < 1 gives one-sided label smoothing (bce, lsgan only). `wgan-gp` is the
+    critic's −E[D(real)] + E[D(fake)], not halved; its gradient penalty needs the critic
+    itself, so the model adds `gradient_penalty(...)`.
     """
+    if kind in ("hinge", "wgan-gp") and real_label != 1.0:
+        raise ValueError(f"label smoothing applies to bce and lsgan, not {kind!r}")
     if kind == "bce":
         return 0.5 * (_bce_logits(real_label, real) + _bce_logits(0.0, fake))
     if kind == "lsgan":
         return 0.5 * (ops.mean(ops.square(_f32(real) - real_label)) + ops.mean(ops.square(_f32(fake))))
+    if kind == "hinge":
+        return 0.5 * (ops.mean(ops.relu(1.0 - _f32(real))) + ops.mean(ops.relu(1.0 + _f32(fake))))
+    if kind == "wgan-gp":
+        return ops.mean(_f32(fake)) - ops.mean(_f32(real))
     raise ValueError(f"unknown adversarial loss {kind!r}")
 
 
@@ -37,7 +46,40 @@ def generator_loss(kind: str, fake):
         return _bce_logits(1.0, fake)
     if kind == "lsgan":
         return ops.mean(ops.square(_f32(fake) - 1.0))
+    if kind in ("hinge", "wgan-gp"):
+        return -ops.mean(_f32(fake))
     raise ValueError(f"unknown adversarial loss {kind!r}")
+
+
+def gradient_penalty(critic, real, fake, *, weight: float = 10.0, seed=None):
+    """WGAN-GP's penalty weight · E[(‖∇D(x̂)‖₂ − 1)²] (Gulrajani et al. 2017), float32.
+
+    x̂ = real + ε·(fake − real) with one ε ~ U[0, 1) per image. `critic` maps images to
+    scores of any shape (B, ...): a PatchGAN's map is averaged to one score per image, so
+    the norm is that of the per-image critic's gradient over all H·W·C inputs. `seed` is
+    passed to `keras.random.uniform` (a `keras.random.SeedGenerator` inside compiled code).
+    The gradient comes from `gan_tpu.backends.input_gradient` and stays differentiable, so
+    the penalty trains the critic. Per-image independence needs a critic without batch
+    statistics (instance/layer norm or none, not batch norm).
+    """
+    import keras
+
+    from gan_tpu.backends import input_gradient
+
+    real = ops.convert_to_tensor(real)
+    fake = ops.cast(fake, real.dtype)
+    eps = keras.random.uniform((ops.shape(real)[0],) + (1,) * (len(real.shape) - 1),
+                               dtype=real.dtype, seed=seed)
+    mixed = real + eps * (fake - real)
+
+    def per_image(x):
+        score = _f32(critic(x))
+        return ops.mean(ops.reshape(score, (ops.shape(score)[0], -1)), axis=1)
+
+    grads = _f32(input_gradient(per_image, mixed))
+    grads = ops.reshape(grads, (ops.shape(grads)[0], -1))
+    norm = ops.sqrt(ops.sum(ops.square(grads), axis=1) + 1e-12)  # finite gradient at 0
+    return weight * ops.mean(ops.square(norm - 1.0))
 
 
 def l1(a, b):
