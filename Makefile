@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo submit clean
+.PHONY: install test demo submit bench-quality bench-monet clean
 
 install: $(STAMP)
 
@@ -23,6 +23,13 @@ demo: $(STAMP)
 # make submit ZIP=runs/cyclegan/images.zip MESSAGE="U-Net CycleGAN, 25 epochs"
 submit: $(STAMP)
 	$(BIN)/gan-tpu submit $(or $(ZIP),images.zip) -m "$(or $(MESSAGE),gan_tpu submission)"
+
+# Quality on real images (../shared/realdata, or REALDATA=DIR with monet2photo's folders)
+bench-quality: $(STAMP)
+	$(BIN)/python bench/bench_quality.py paired $(if $(REALDATA),--realdata $(REALDATA),) $(BENCH_ARGS)
+
+bench-monet: $(STAMP)
+	$(BIN)/python bench/bench_quality.py monet $(if $(REALDATA),--realdata $(REALDATA),) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out
