@@ -54,13 +54,13 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves through a `tf.train.CheckpointManager` every N steps, at each epoch end, at the end.
+    """Saves through a `gan_tpu.checkpoints.CheckpointManager` every N steps, at each epoch end, at the end.
 
     `epoch_var` (part of the checkpoint) counts completed epochs, so a resumed run knows
     where it is; the optimizers' own `iterations` count steps.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, epoch_var: tf.Variable, step_var,
+    def __init__(self, manager, epoch_var: tf.Variable, step_var,
                  every_steps: int = 0, healthy=lambda: True):
         super().__init__()
         self.healthy = healthy  # never checkpoint a diverged model over a good one
@@ -70,15 +70,20 @@ class Checkpointer(keras.callbacks.Callback):
         self.every_steps = every_steps
         self._last_saved = None
 
+    def _step(self) -> int:
+        if getattr(self, "_model", None) is not None:
+            self.model  # noqa: B018  on JAX, this pulls fit's training state into the variables
+        return int(self.step_var.numpy())
+
     def save(self) -> str | None:
-        step = int(self.step_var.numpy())
+        step = self._step()
         if step == self._last_saved or not self.healthy():
             return None
         self._last_saved = step
         return self.manager.save(checkpoint_number=step)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and int(self.step_var.numpy()) % self.every_steps == 0:
+        if self.every_steps and self._step() % self.every_steps == 0:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -31,12 +31,52 @@ def _looks_like_tpu_host() -> bool:
                 or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"))
 
 
-def get_strategy(prefer: str = "auto") -> tf.distribute.Strategy:
+class JaxDevices:
+    """On Keras' JAX backend, what gan_tpu uses of a `tf.distribute` strategy: the replica
+    count, a `scope()` and the platform. Data parallelism over more than one device is a
+    `keras.distribution.DataParallel`, set globally (Keras' JAX `fit` shards each global
+    batch with it, and variables created afterwards are replicated)."""
+
+    def __init__(self, devices: list[str]):
+        self.devices = list(devices)
+        self.num_replicas_in_sync = len(self.devices)
+        self.distribution = None
+        if len(self.devices) > 1:
+            self.distribution = keras.distribution.DataParallel(devices=self.devices)
+            keras.distribution.set_distribution(self.distribution)
+
+    @property
+    def platform(self) -> str:
+        return self.devices[0].split(":")[0].lower()
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def _jax_devices(prefer: str) -> JaxDevices:
+    for kind in {"auto": (None,), "tpu": ("tpu", "gpu", None), "gpu": ("gpu", None), "cpu": ("cpu",)}[prefer]:
+        try:
+            devices = keras.distribution.list_devices(kind)
+        except RuntimeError:  # no such platform
+            continue
+        if devices:
+            return JaxDevices(devices)
+    return JaxDevices(keras.distribution.list_devices())
+
+
+def get_strategy(prefer: str = "auto"):
     """The best strategy for this machine: TPUStrategy, MirroredStrategy over GPUs, or default.
 
     `prefer` is "auto", "tpu", "gpu" or "cpu"; asking for an accelerator that is absent falls
-    back to the next one and logs it.
+    back to the next one and logs it. On Keras' JAX backend: a :class:`JaxDevices` over every
+    device of the preferred platform (TPU cores, GPUs, or host devices).
     """
+    if keras.backend.backend() == "jax":
+        devices = _jax_devices(prefer)
+        log.info("backend: jax, devices: %s x %d", devices.platform, devices.num_replicas_in_sync)
+        return devices
     strategy = None
     if prefer in ("auto", "tpu") and _looks_like_tpu_host():
         resolver = _tpu_resolver()
@@ -54,6 +94,8 @@ def get_strategy(prefer: str = "auto") -> tf.distribute.Strategy:
 
 def platform(strategy: tf.distribute.Strategy) -> str:
     """"tpu", "gpu" or "cpu": what the strategy's replicas run on."""
+    if isinstance(strategy, JaxDevices):
+        return strategy.platform
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "tpu"
     if isinstance(strategy, tf.distribute.MirroredStrategy):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_tpu import budget
+from gan_tpu import budget, checkpoints
 from gan_tpu import config as config_lib
 from gan_tpu import data, models, runtime, translator
 from gan_tpu.callbacks import Checkpointer, SampleGrid
@@ -27,10 +27,10 @@ class Run:
     """Everything a run is made of, built once inside the strategy's scope."""
 
     cfg: dict
-    strategy: tf.distribute.Strategy
+    strategy: tf.distribute.Strategy  # or runtime.JaxDevices on Keras' JAX backend
     model: keras.Model  # an AdversarialModel
-    checkpoint: tf.train.Checkpoint
-    manager: tf.train.CheckpointManager
+    checkpoint: dict  # name -> variable: what a checkpoint holds (gan_tpu.checkpoints)
+    manager: checkpoints.CheckpointManager
     epoch: tf.Variable
     stop_reason: str | None = None  # why training ended early (budget), if it did
     diverged: str | None = None     # which loss went non-finite at which step, if one did
@@ -58,8 +58,8 @@ def resolve_sources(cfg: dict) -> tuple[data.Source, data.Source]:
 def build_model(cfg: dict, strategy: tf.distribute.Strategy):
     """The configured model, created and compiled inside `strategy.scope()`."""
     jit = cfg["train"]["jit_compile"]
-    if jit == "auto":
-        jit = runtime.platform(strategy) != "cpu"
+    if jit == "auto":  # JAX always: an uncompiled JAX step runs op by op
+        jit = runtime.platform(strategy) != "cpu" or keras.backend.backend() == "jax"
     with strategy.scope():
         try:
             model = models.build(cfg["model"]["name"], image_size=cfg["data"]["image_size"],
@@ -82,10 +82,8 @@ def make_run(cfg: dict, strategy: tf.distribute.Strategy | None = None) -> Run:
     model = build_model(cfg, strategy)
     with strategy.scope():
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        parts = {name: net for name, net in model.networks.items()}
-        parts.update({f"{p.name}_optimizer": p.optimizer for p in model.players})
-        checkpoint = tf.train.Checkpoint(epoch=epoch, **parts)
-    manager = tf.train.CheckpointManager(
+    checkpoint = checkpoints.model_variables(model, epoch)
+    manager = checkpoints.CheckpointManager(
         checkpoint, os.path.join(cfg["output"]["dir"], "checkpoints"),
         max_to_keep=cfg["train"]["keep_checkpoints"])
     return Run(cfg, strategy, model, checkpoint, manager, epoch)
@@ -96,13 +94,7 @@ def restore(run: Run, path: str | None = None) -> str | None:
     path = path or run.manager.latest_checkpoint
     if not path:
         return None
-    try:
-        run.checkpoint.restore(path).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: checkpoint does not fit model "
-                        f"{run.cfg['model']['name']!r} ({first[:200]})") from None
-    return path
+    return run.manager.restore(path, repr(run.cfg["model"]["name"]))
 
 
 def sample_photos(source: data.Source, count: int, image_size: int, source_size: int) -> np.ndarray:

@@ -12,9 +12,13 @@ def _backend():
         raise NotImplementedError(f"no adversarial trainer for the {name!r} Keras backend") from None
 
 
-def train_step(model, data):
-    """One step of every player of `model`, on the active Keras backend."""
-    return _backend().train_step(model, data)
+def train_step(model, *args):
+    """One step of every player of `model`, on the active Keras backend.
+
+    TensorFlow: `train_step(model, data) -> logs`; JAX (stateless, as Keras' JAX trainer
+    calls it): `train_step(model, state, data) -> (logs, state)`.
+    """
+    return _backend().train_step(model, *args)
 
 
 def input_gradient(fn, x):

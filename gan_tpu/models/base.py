@@ -64,9 +64,13 @@ class AdversarialModel(keras.Model):
     def compile(self, jit_compile=True, **kwargs):
         """Compile and build every optimizer now: lazily built optimizers break under
         MirroredStrategy with a custom train_step (keras-team/keras#23085)."""
-        super().compile(jit_compile=jit_compile, **kwargs)
         for player in self.players:
             player.optimizer.build(player.variables)
+        if keras.backend.backend() == "jax":  # JAX state carries only model.optimizer's variables
+            from gan_tpu.backends.jax import players_optimizer
+
+            kwargs.update(optimizer=players_optimizer(self), auto_scale_loss=False)
+        super().compile(jit_compile=jit_compile, **kwargs)
         self.built = True
 
     @property
@@ -78,10 +82,11 @@ class AdversarialModel(keras.Model):
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """`(data)` on TensorFlow; `(state, data)` -> (logs, state) on JAX (stateless)."""
         from gan_tpu.backends import train_step
 
-        return train_step(self, data)
+        return train_step(self, *args)
 
     def call(self, inputs, training=False):
         return self.translator(inputs, training=training)

@@ -1,0 +1,151 @@
+"""JAX trainer for AdversarialModel: stateless, one `jax.value_and_grad` per player, in order.
+
+Keras' JAX trainer hands `train_step` the whole model state as values: (trainable,
+non-trainable, optimizer, metrics variables), and carries only `model.optimizer`'s
+variables. So on JAX `AdversarialModel.compile` sets `model.optimizer` to
+:func:`players_optimizer`, a `keras.optimizers.MultiOptimizer` over every player's own
+optimizer: its variables are the players' optimizer variables, which this step slices
+out and updates with each player's `stateless_apply`.
+
+Each player's loss runs inside a `keras.StatelessScope` holding the current values of
+every model variable (the players before it already updated, as on TensorFlow), so the
+model files' plain `self.net(x)` calls work unchanged; non-trainable updates made there
+(seed generators of dropout and noise, spectral-norm vectors) are carried forward.
+
+Distribution: under `keras.distribution.DataParallel` the jitted step sees the *global*
+batch (sharded over devices by XLA/GSPMD), so a loss averaged over the batch is already
+the global mean: no division by the replica count, unlike the TensorFlow trainer where
+each replica sees its share and gradients are summed. Both give the gradient of the
+global-batch mean.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import keras
+
+
+def players_optimizer(model) -> keras.optimizers.Optimizer:
+    """A built MultiOptimizer mapping each player's variables to that player's optimizer."""
+    owner, variables = {}, []
+    for player in model.players:
+        for v in player.variables:
+            if id(v) in owner and owner[id(v)] is not player.optimizer:
+                raise ValueError(f"variable {v.path} is trained by two players with different optimizers")
+            if id(v) not in owner:
+                variables.append(v)
+            owner[id(v)] = player.optimizer
+    factors = [(p.optimizer, p.optimizer.loss_scale_factor) for p in model.players]
+    multi = keras.optimizers.MultiOptimizer(lambda v: owner[id(v)], name="players")
+    multi.build(variables)
+    for opt, factor in factors:  # MultiOptimizer.build overwrites them with its own
+        opt.loss_scale_factor = factor
+    return multi
+
+
+def _optimizer_slices(multi) -> dict[int, slice]:
+    """id(player optimizer) -> its slice of `multi.variables` (the trainer's optimizer state)."""
+    start = len(multi.variables) - sum(len(o.variables) for o in multi.optimizers)
+    slices = {}
+    for opt in multi.optimizers:
+        slices[id(opt)] = slice(start, start + len(opt.variables))
+        start += len(opt.variables)
+    return slices
+
+
+def _as_array(tree):
+    return jax.tree_util.tree_map(jnp.asarray, tree)
+
+
+def train_step(model, state, data):
+    """One step of every player; `state` and the returned state are Keras' JAX trainer state."""
+    trainable, non_trainable, opt_values, metric_values = state
+    multi = model.optimizer
+    if not hasattr(multi, "optimizers"):
+        raise RuntimeError("compile the model on the JAX backend first (AdversarialModel.compile)")
+    t_vars, nt_vars = model.trainable_variables, model.non_trainable_variables
+    m_vars = model.metrics_variables
+    values = {}
+    for refs, vals in ((t_vars, trainable), (nt_vars, non_trainable), (m_vars, metric_values)):
+        values.update((id(v), x) for v, x in zip(refs, vals))
+    opt_values = list(opt_values)
+    slices = _optimizer_slices(multi)
+    model_vars = list(t_vars) + list(nt_vars)
+
+    context, parts = {}, {}
+    for player in model.players:
+        p_vars = player.variables
+        opt = player.optimizer
+        where = slices[id(opt)]
+
+        def loss_fn(p_values, context_in, player=player, p_vars=p_vars):
+            current = dict(values)
+            current.update((id(v), x) for v, x in zip(p_vars, p_values))
+            with keras.StatelessScope(state_mapping=[(v, current[id(v)]) for v in model_vars]) as scope:
+                context_out = dict(context_in)
+                loss, logged = player.loss(data, context_out, True)
+                scaled = opt.scale_loss(loss)
+            updated = []
+            for v in nt_vars:
+                new = scope.get_current_value(v)
+                updated.append(current[id(v)] if new is None else new)
+            return scaled, _as_array((logged, context_out, updated))
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        for _ in range(player.steps):
+            p_values = [values[id(v)] for v in p_vars]
+            (_, (logged, context_new, nt_new)), grads = grad_fn(p_values, context)
+            new_p, new_opt = opt.stateless_apply(opt_values[where], grads, p_values)
+            opt_values[where] = list(new_opt)
+            values.update((id(v), x) for v, x in zip(p_vars, new_p))
+            values.update((id(v), x) for v, x in zip(nt_vars, nt_new))
+        context = context_new
+        parts.update(logged)
+
+    own = multi.iterations  # the wrapper's own step counter, kept in step with the players
+    for i, v in enumerate(multi.variables):
+        if v is own:
+            opt_values[i] = opt_values[i] + 1
+    with keras.StatelessScope(state_mapping=[(v, values[id(v)]) for v in m_vars]) as scope:
+        logs = model.track(parts)
+    new_metrics = []
+    for v in m_vars:
+        new = scope.get_current_value(v)
+        new_metrics.append(values[id(v)] if new is None else new)
+    new_state = ([values[id(v)] for v in t_vars], [values[id(v)] for v in nt_vars], opt_values, new_metrics)
+    return logs, new_state
+
+
+def input_gradient(fn, x):
+    """d(sum fn(x)) / dx, differentiable (for gradient penalties inside a player's loss)."""
+    return jax.grad(lambda inputs: jnp.sum(jnp.asarray(fn(inputs), jnp.float32)))(x)
+
+
+# ------------------------------------------------------------------ inference (generation)
+
+
+def compile_inference(fn, variables=(), distribution=None):
+    """`fn(x)` jitted with `variables`' current values passed as arguments (not baked in as
+    constants), the batch sharded over the distribution's devices when one is given.
+
+    Returns `run(x_numpy) -> outputs` (JAX arrays, computed asynchronously).
+    """
+    variables = list(variables)
+
+    @jax.jit
+    def call(var_values, x):
+        with keras.StatelessScope(state_mapping=list(zip(variables, var_values))):
+            return fn(x)
+
+    sharding = None
+    if distribution is not None:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        mesh = distribution.device_mesh.backend_mesh
+        sharding = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
+
+    def run(x):
+        x = jnp.asarray(x) if sharding is None else jax.device_put(x, sharding)
+        return call([v.value for v in variables], x)
+
+    return run
