@@ -133,6 +133,8 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     global_batch = runtime.global_batch_size(cfg["train"]["batch_size"], run.strategy)
     steps = cfg["train"]["steps_per_epoch"] or data.steps_per_epoch(*counts, global_batch)
     epochs = cfg["train"]["epochs"]
+    if hasattr(run.model, "set_total_steps"):  # LR schedules that decay to 0 at the run's end
+        run.model.set_total_steps(epochs * steps)
     first_epoch = int(run.epoch.numpy())
     done_in_epoch = int(run.step.numpy()) - first_epoch * steps
     if not 0 <= done_in_epoch < steps:  # a run resumed with another steps_per_epoch

@@ -64,13 +64,21 @@ def _conv_norm_relu(x, filters, kernel, *, norm, name, strides=1, reflect=0):
 
 
 def resnet_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9,
-                     norm: str = "instance", name: str = "resnet") -> keras.Model:
-    """Zhu et al.'s ResNet generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3."""
+                     norm: str = "instance", skips: bool = False, name: str = "resnet") -> keras.Model:
+    """Zhu et al.'s ResNet generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3.
+
+    `skips` adds encoder-decoder skip connections, as in a U-Net: each upsampling stage is
+    concatenated with the encoder features of the same resolution (d2ngf after u2ngf, the
+    c7s1-ngf stem after ungf), which the seed report found helps spatial reconstruction.
+    `norm="layer"` is the layer-norm option (over H, W, C per image).
+    """
     if image_size % 4:
         raise ValueError(f"ResNet generator image size must be a multiple of 4, got {image_size}")
     inputs = keras.Input((image_size, image_size, 3), name=f"{name}_in")
     x = _conv_norm_relu(inputs, ngf, 7, norm=norm, name=f"{name}_stem", reflect=3)
+    encoder = [x]
     x = _conv_norm_relu(x, ngf * 2, 3, norm=norm, name=f"{name}_down0", strides=2)
+    encoder.append(x)
     x = _conv_norm_relu(x, ngf * 4, 3, norm=norm, name=f"{name}_down1", strides=2)
     for b in range(n_blocks):
         y = _conv_norm_relu(x, ngf * 4, 3, norm=norm, name=f"{name}_block{b}a", reflect=1)
@@ -84,26 +92,44 @@ def resnet_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9,
                                    kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
         x = norm_layer(norm, name=f"{name}_up{i}_norm")(x)
         x = layers.ReLU(name=f"{name}_up{i}_act")(x)
+        if skips:
+            x = layers.Concatenate(name=f"{name}_skip{i}")([x, encoder[-1 - i]])
     x = ReflectionPadding2D(3, name=f"{name}_out_pad")(x)
     x = layers.Conv2D(3, 7, kernel_initializer=weight_init(), name=f"{name}_out_conv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name=f"{name}_out")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
+def _sn(layer, spectral_norm: bool):
+    """`layer` wrapped in spectral normalization (Miyato et al. 2018) when asked."""
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if spectral_norm else layer
+
+
 def patch_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 3,
-                        norm: str = "instance", name: str = "patchgan") -> keras.Model:
-    """The 70x70 PatchGAN (n_layers=3): C64-C128-C256 stride 2, C512 stride 1, 1-channel logits."""
+                        norm: str = "instance", spectral_norm: bool = False,
+                        name: str = "patchgan") -> keras.Model:
+    """The 70x70 PatchGAN (n_layers=3): C64-C128-C256 stride 2, C512 stride 1, 1-channel logits.
+
+    `spectral_norm` wraps every convolution in `keras.layers.SpectralNormalization` (one
+    power iteration per training call; SN-CycleGAN uses it with `norm="none"` or instance).
+    """
     inputs = keras.Input((image_size, image_size, 3), name=f"{name}_in")
     x = inputs
     for i in range(n_layers):
-        x = _down(x, ndf * min(2 ** i, 8), norm=norm, name=f"{name}_down{i}", use_norm=i > 0)
+        conv = layers.Conv2D(ndf * min(2 ** i, 8), 4, strides=2, padding="same", use_bias=False,
+                             kernel_initializer=weight_init(), name=f"{name}_down{i}_conv")
+        x = _sn(conv, spectral_norm)(x)
+        if i > 0:
+            x = norm_layer(norm, name=f"{name}_down{i}_norm")(x)
+        x = layers.LeakyReLU(0.2, name=f"{name}_down{i}_act")(x)
     x = layers.ZeroPadding2D(1, name=f"{name}_pad0")(x)
-    x = layers.Conv2D(ndf * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=weight_init(),
-                      name=f"{name}_conv")(x)
+    conv = layers.Conv2D(ndf * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=weight_init(),
+                         name=f"{name}_conv")
+    x = _sn(conv, spectral_norm)(x)
     x = norm_layer(norm, name=f"{name}_norm")(x)
     x = layers.LeakyReLU(0.2, name=f"{name}_act")(x)
     x = layers.ZeroPadding2D(1, name=f"{name}_pad1")(x)
-    x = layers.Conv2D(1, 4, kernel_initializer=weight_init(), name=f"{name}_logits")(x)
+    x = _sn(layers.Conv2D(1, 4, kernel_initializer=weight_init(), name=f"{name}_logits"), spectral_norm)(x)
     outputs = layers.Activation("linear", dtype="float32", name=f"{name}_out")(x)
     return keras.Model(inputs, outputs, name=name)
 
