@@ -18,12 +18,19 @@ from gan_tpu.errors import UserError
 
 KAGGLE_DATA = "/kaggle/input/gan-getting-started"
 LOCAL_DATA = "data/gan-getting-started"
-PIPELINES_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+# Shipped pipelines: gan_tpu/pipelines (a link to the top-level pipelines/ in a checkout, a
+# real folder inside the wheel), else the checkout's pipelines/ (where links are not kept).
+PIPELINES_DIR = next((d for d in (Path(__file__).resolve().parent / "pipelines",
+                                  Path(__file__).resolve().parent.parent / "pipelines") if d.is_dir()),
+                     Path(__file__).resolve().parent / "pipelines")
 
 
 def default_data_root() -> str:
-    """Kaggle's input folder inside a Kaggle notebook, else `data/gan-getting-started`."""
-    return KAGGLE_DATA if os.path.isdir(KAGGLE_DATA) else LOCAL_DATA
+    """Kaggle's input folder in a Kaggle notebook (its GCS copy on an older TPU node),
+    else `data/gan-getting-started` (where `make data` puts it)."""
+    from gan_tpu.kaggle import data_root
+
+    return data_root()
 
 
 # section -> key -> (accepted types, default). None as default = computed later.
