@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo submit bench-quality bench-monet clean
+.PHONY: install test demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
 
 install: $(STAMP)
 
@@ -30,6 +30,35 @@ bench-quality: $(STAMP)
 
 bench-monet: $(STAMP)
 	$(BIN)/python bench/bench_quality.py monet $(if $(REALDATA),--realdata $(REALDATA),) $(BENCH_ARGS)
+
+# Kaggle: `make data` downloads the competition into data/gan-getting-started (kaggle.json
+# needed); `make kernel KERNEL=tpu-cyclegan` (or gpu-cyclegan) uploads the wheel as a new
+# version of <you>/gan-tpu-wheel, then pushes kernels/KERNEL, which runs on Kaggle.
+data: $(STAMP)
+	$(BIN)/gan-tpu data $(if $(OUT),--out $(OUT),)
+
+wheel: $(STAMP)
+	$(BIN)/python -c "import setuptools, wheel" 2>/dev/null || $(BIN)/python -m pip install --quiet "setuptools>=61" wheel
+	rm -f dist/gan_tpu-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation . -w dist
+	@ls dist/gan_tpu-*.whl
+
+kernel: wheel
+	$(BIN)/gan-tpu kernels
+	$(BIN)/gan-tpu kernel $(or $(KERNEL),tpu-cyclegan)
+
+# Side-by-side benchmarks -> BENCHMARKS.md (bench-quick: under 5 minutes on 2 CPU cores).
+# The starter-notebook baseline saves with PIL, so these install Pillow into the venv.
+BENCH_DEPS := $(VENV)/.bench-deps
+$(BENCH_DEPS): $(STAMP)
+	$(BIN)/python -c "import PIL" 2>/dev/null || $(BIN)/python -m pip install --quiet pillow
+	touch $@
+
+bench: $(BENCH_DEPS)
+	$(BIN)/python bench/bench_suite.py $(BENCH_ARGS)
+
+bench-quick: $(BENCH_DEPS)
+	$(BIN)/python bench/bench_suite.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out

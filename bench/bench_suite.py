@@ -1,0 +1,348 @@
+"""The side-by-side benchmark suite behind `make bench` and `make bench-quick`: writes BENCHMARKS.md.
+
+Each section measures gan_tpu against the way a user would otherwise do it (the
+competition starter notebook's design, re-created in bench/), on this machine, and says
+the median of at least 3 runs, the ratio to that anchor, the machine and the command that
+reproduces it:
+
+* input:      bench/bench_input.py        images/s, decode + augment + batch, vs batch-1 map-only reading
+* train_step: bench/bench_train_step.py   step time per model at 128 px (256 px with --device on an accelerator)
+* generate:   bench/bench_generate.py     generation + zip images/s, vs eager calls + PIL saves + make_archive
+* score:      bench/bench_score.py        MiFID of 10,000 x 2,048 features vs the SciPy transcription,
+                                          and the float32 vs float64 error
+
+BENCHMARKS.md is made of sections between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`
+markers: a run rewrites only the sections it ran and keeps every other one as it was, so
+numbers reported from other machines (merged by hand under their own names, e.g.
+`train_step@h100`) survive. Each section runs in its own process.
+
+    python bench/bench_suite.py [--quick] [--only input,generate] [--out BENCHMARKS.md] [--device]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SECTIONS = ("input", "train_step", "generate", "score")
+TITLES = {
+    "input": "Input pipeline: images/s (decode + augment + batch)",
+    "train_step": "Train step time at 128 px",
+    "generate": "Generation + zip: images/s",
+    "score": "Scoring: 10,000 x 2,048 features, and float32 vs float64",
+}
+HEADER = """# Benchmarks
+
+gan_tpu side by side with the approach users would otherwise take: the competition starter
+notebook's published design, re-created in `bench/` (batch-1 map-only tf.data reading; one
+persistent tape and four optimizers per step; one eager generator call and one PIL save
+per image, then `shutil.make_archive`; SciPy `sqrtm` scoring). Every figure is the median
+of at least 3 runs on the machine named in its section, with its ratio to that anchor
+(above 1: gan_tpu is faster) and the command that reproduces it.
+
+Written by `make bench` (full) or `make bench-quick` (under 5 minutes on a 2-core CPU) via
+`bench/bench_suite.py`. Each section sits between `<!-- bench:NAME -->` markers and is
+rewritten only by a run of that section (`python bench/bench_suite.py --only NAME`);
+sections from other machines are added under their own names (e.g. `train_step@h100`)
+and kept.
+"""
+# (quick, full) arguments per section's own script
+ARGS = {
+    "input": (["--images", "2000", "--repeats", "3"], ["--images", "6000", "--repeats", "5"]),
+    "train_step": (["--size", "128", "--repeats", "3"], ["--size", "128", "--repeats", "5"]),
+    "generate": (["--model", "demo", "--count", "200", "--repeats", "3"],
+                 ["--model", "all", "--count", "1000", "--repeats", "3"]),
+    "score": (["--repeats", "3"], ["--repeats", "5"]),
+}
+
+
+def machine() -> str:
+    """This machine in words: CPU model and count, accelerators, TensorFlow version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    accel = []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        accel = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] if out.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    if os.path.exists("/dev/accel0") or os.environ.get("TPU_NAME"):
+        accel.append("TPU")
+    gpus = f", {len(accel)} x {accel[0]}" if accel else ", no accelerator"
+    try:
+        from importlib.metadata import version
+
+        tfv = next(version(d) for d in ("tensorflow", "tensorflow-cpu", "tensorflow-tpu") if _has(d))
+    except StopIteration:
+        tfv = "?"
+    return f"{os.cpu_count()} x {cpu}{gpus}; Python {platform.python_version()}, TensorFlow {tfv}"
+
+
+def _has(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def _script(name: str) -> str:
+    return os.path.join("bench", f"bench_{name}.py")
+
+
+def _run(cmd: list[str], timeout: float) -> tuple[int, str, float]:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        out = proc.stdout + ("\n" + proc.stderr if proc.returncode else "")
+        return proc.returncode, out, time.perf_counter() - start
+    except subprocess.TimeoutExpired as err:
+        return 124, (err.stdout or b"").decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or ""), timeout
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    keep = [ln for ln in text.splitlines() if ln.strip() and not re.match(r"^(I0000|W0000|E0000|WARNING: All)", ln)]
+    return "\n".join(keep[-lines:])
+
+
+def _command(parts: list[str]) -> str:
+    return "PYTHONPATH=. python " + " ".join(shlex.quote(p) for p in parts)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def section_input(args_: list[str], timeout: float) -> tuple[list[str], str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out_json = os.path.join(tmp, "input.json")
+        cmd = [_script("input"), *args_]
+        rc, out, _ = _run([sys.executable, *cmd, "--json", out_json], timeout)
+        if rc == 3:
+            return [f"Skipped: {_tail(out, 1)}"], _command(cmd)
+        if rc != 0:
+            return ["Failed:", "```", _tail(out), "```"], _command(cmd)
+        with open(out_json) as fh:
+            result = json.load(fh)
+    sys.path.insert(0, HERE)
+    from bench_input import markdown
+
+    body = [f"{result['images']} images per run through each reader, Monet and photo streams zipped "
+            f"(real 256x256 JPEGs from ../shared/realdata in Kaggle's record layout: "
+            f"{result['data']['monet']} Monet, {result['data']['photo']} photos); median of "
+            f"{result['repeats']}. Anchor: the starter notebook's reading (decode + scale, batch 1). "
+            f"\"starter + augment\" does gan_tpu's augmentation the starter's way: the same work per image.",
+            "", *markdown(result)]
+    return body, _command(cmd)
+
+
+def section_train_step(args_: list[str], timeout: float, device: bool) -> tuple[list[str], str]:
+    script = os.path.join(ROOT, _script("train_step"))
+    cmd = [_script("train_step"), *args_]
+    if device:
+        cmd = [_script("train_step"), *[a if a != "128" else "256" for a in args_], "--device"]
+    if not os.path.exists(script):
+        return ["Not measured: bench/bench_train_step.py is not in this checkout yet."], _command(cmd)
+    rc, out, _ = _run([sys.executable, *cmd], timeout)
+    if rc != 0:
+        return ["Failed:", "```", _tail(out), "```"], _command(cmd)
+    return [_tail(out, 200)], _command(cmd)
+
+
+_GEN_MED = re.compile(r"^(\w+)\s+(starter|ours)\s*: process ([\d.]+) s \(([\d.]+) img/s\), "
+                      r"generate\+zip ([\d.]+) s \(([\d.]+) img/s\)")
+_GEN_RATIO = re.compile(r"^(\w+)\s+ratio: process ([\d.]+)x, generate\+zip ([\d.]+)x")
+_GEN_HEAD = re.compile(r"^(\d+) photos, (\d+) CPUs, medians of (\d+)")
+
+
+def generate_table(out: str) -> list[str]:
+    """bench_generate.py's summary lines as a table (empty if it printed none)."""
+    meds, ratios, head = {}, {}, None
+    for line in out.splitlines():
+        if m := _GEN_MED.match(line.strip()):
+            meds[(m[1], m[2])] = (float(m[3]), float(m[4]), float(m[5]), float(m[6]))
+        elif m := _GEN_RATIO.match(line.strip()):
+            ratios[m[1]] = (float(m[2]), float(m[3]))
+        elif m := _GEN_HEAD.match(line.strip()):
+            head = (int(m[1]), int(m[3]))
+    if not ratios:
+        return []
+    lines = [f"{head[0]} photos (256x256 JPEGs) per run, each run a fresh process; median of {head[1]}."
+             if head else "", "",
+             "| generator | way | generate + zip s | images/s | whole process s | vs starter |",
+             "|---|---|---|---|---|---|"]
+    for model, (_, gen_ratio) in ratios.items():
+        for way in ("starter", "ours"):
+            if (model, way) in meds:
+                proc_s, _, gen_s, gen_ips = meds[model, way]
+                label = "starter (eager + PIL + make_archive)" if way == "starter" else "gan_tpu write_submission"
+                ratio = "1.00x" if way == "starter" else f"{gen_ratio:.2f}x"
+                lines.append(f"| {model} | {label} | {gen_s:.1f} | {gen_ips:.1f} | {proc_s:.1f} | {ratio} |")
+    return lines
+
+
+def section_generate(args_: list[str], timeout: float) -> tuple[list[str], str]:
+    cmd = [_script("generate"), *args_]
+    try:
+        import PIL  # noqa: F401 - the starter way saves with PIL
+    except ImportError:
+        return ["Not measured: the starter way needs Pillow (`pip install pillow`; `make bench` installs it)."], \
+            _command(cmd)
+    rc, out, _ = _run([sys.executable, *cmd], timeout)
+    if rc != 0:
+        return ["Failed:", "```", _tail(out), "```"], _command(cmd)
+    table = generate_table(out)
+    return (table or ["```", _tail(out, 40), "```"]), _command(cmd)
+
+
+def score_figures(repeats: int) -> dict:
+    """Time of MiFID on 10,000 x 2,048 generated vs 300 reference features: the SciPy
+    transcription of Kaggle's scorer against gan_tpu.metrics in float64 and float32, with
+    the errors against SciPy (bench_score.py's sets and timer)."""
+    sys.path.insert(0, HERE)
+    import tensorflow as tf
+
+    import bench_score as bs
+    from gan_tpu import metrics
+    from gan_tpu.metrics import kaggle_numpy as kn
+
+    gen, ref = bs.feats(10_000, 0), bs.feats(300, 1, 0.35, 0.01)
+    metrics.mifid(gen[:2000], ref)
+    metrics.mifid(gen[:2000], ref, dtype=tf.float32)  # trace both once
+    rows = {}
+    for name, fn in (("scipy", lambda: kn.mifid(gen, ref)),
+                     ("float64", lambda: metrics.mifid(gen, ref)),
+                     ("float32", lambda: metrics.mifid(gen, ref, dtype=tf.float32))):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            got = fn()
+            times.append(time.perf_counter() - start)
+        rows[name] = {"median": statistics.median(times), "runs": times,
+                      "fid": float(got["fid"]), "distance": float(got["distance"])}
+    want = rows["scipy"]
+    for name in ("float64", "float32"):
+        rows[name]["fid_rel_err"] = abs(rows[name]["fid"] - want["fid"]) / abs(want["fid"])
+        rows[name]["distance_abs_err"] = abs(rows[name]["distance"] - want["distance"])
+    return rows
+
+
+def score_table(rows: dict, repeats: int) -> list[str]:
+    anchor = rows["scipy"]["median"]
+    lines = [f"MiFID of 10,000 generated vs 300 reference 2,048-d features (random, seeded as in "
+             f"bench_score.py); median of {repeats}. Errors are against the SciPy transcription of "
+             f"Kaggle's scorer (np.cov float64, scipy.linalg.sqrtm).", "",
+             "| implementation | median s | runs s | vs SciPy | FID | FID rel. error | distance abs. error |",
+             "|---|---|---|---|---|---|---|"]
+    labels = {"scipy": "SciPy transcription (anchor)", "float64": "gan_tpu.metrics, float64",
+              "float32": "gan_tpu.metrics, float32 (TPU precision)"}
+    for name, row in rows.items():
+        runs = ", ".join(f"{t:.2f}" for t in row["runs"])
+        err = ("-", "-") if name == "scipy" else (f"{row['fid_rel_err']:.1e}", f"{row['distance_abs_err']:.1e}")
+        lines.append(f"| {labels[name]} | {row['median']:.2f} | {runs} | {anchor / row['median']:.2f}x | "
+                     f"{row['fid']:.4f} | {err[0]} | {err[1]} |")
+    return lines
+
+
+def section_score(args_: list[str], timeout: float, quick: bool) -> tuple[list[str], str]:
+    repeats = int(args_[args_.index("--repeats") + 1])
+    cmd = [os.path.join("bench", "bench_suite.py"), "--score-figures", str(repeats)]
+    rc, out, _ = _run([sys.executable, *cmd], timeout)
+    if rc != 0:
+        return ["Failed:", "```", _tail(out), "```"], _command(cmd)
+    rows = json.loads(out.strip().splitlines()[-1])
+    body = score_table(rows, repeats)
+    commands = _command(cmd)
+    if not quick:  # the full precision table (7 sets) and extractor throughput
+        full = [_script("score"), *args_]
+        rc, out, _ = _run([sys.executable, *full], timeout)
+        body += ["", f"`{_command(full)}`:", ""]
+        body += [_tail(out, 200)] if rc == 0 else ["```", _tail(out), "```"]
+    return body, commands
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def render(name: str, body: list[str], command: str, seconds: float, where: str) -> str:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([f"<!-- bench:{name} -->", f"## {TITLES.get(name, name)}", "",
+                      f"Machine: {where}. Measured {stamp} in {seconds:.0f} s.  ",
+                      f"Reproduce: `{command}`", "", *body, f"<!-- /bench:{name} -->"])
+
+
+_SECTION = re.compile(r"<!-- bench:([\w@.\-]+) -->\n.*?<!-- /bench:\1 -->", re.S)
+
+
+def merge(existing: str, sections: dict[str, str]) -> str:
+    """BENCHMARKS.md with `sections` replaced (or added in SECTIONS order), all others kept."""
+    kept = {m.group(1): m.group(0) for m in _SECTION.finditer(existing or "")}
+    kept.update(sections)
+    order = [s for s in SECTIONS if s in kept] + sorted(k for k in kept if k not in SECTIONS)
+    return HEADER + "\n" + "\n\n".join(kept[k] for k in order) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer images and runs: under 5 minutes on 2 CPU cores")
+    p.add_argument("--only", help=f"comma-separated sections ({', '.join(SECTIONS)}); default all")
+    p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    p.add_argument("--device", action="store_true", help="on an accelerator: train step at 256 px")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per section (default 1800)")
+    p.add_argument("--score-figures", type=int, metavar="REPEATS", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.score_figures:
+        print(json.dumps(score_figures(args.score_figures)))
+        return 0
+    names = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        p.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    where = machine()
+    done = {}
+    print(f"benchmarks on {where}{' (quick)' if args.quick else ''}: {', '.join(names)}", flush=True)
+    for name in names:
+        section_args = ARGS[name][0 if args.quick else 1]
+        start = time.perf_counter()
+        if name == "input":
+            body, command = section_input(section_args, args.timeout)
+        elif name == "train_step":
+            body, command = section_train_step(section_args, args.timeout, args.device)
+        elif name == "generate":
+            body, command = section_generate(section_args, args.timeout)
+        else:
+            body, command = section_score(section_args, args.timeout, args.quick)
+        seconds = time.perf_counter() - start
+        done[name] = render(name, body, command, seconds, where)
+        print(f"\n{done[name]}\n", flush=True)
+        existing = open(args.out).read() if os.path.exists(args.out) else ""
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as fh:  # after every section: a long run keeps what it measured
+            fh.write(merge(existing, {name: done[name]}))
+        os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
