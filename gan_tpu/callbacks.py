@@ -29,7 +29,9 @@ def image_grid(rows: list[np.ndarray]) -> np.ndarray:
 class SampleGrid(keras.callbacks.Callback):
     """After each epoch, `samples/epoch_NNN.png`: the same photos (left) and their translations.
 
-    Tiles are enlarged (nearest neighbour) to at least 128 px so small runs can be seen.
+    A noise model's grid has the same shape, filled with 2 x N samples from the same fixed
+    latents every epoch (those of its submission's first batch). Tiles are enlarged
+    (nearest neighbour) to at least 128 px so small runs can be seen.
     """
 
     def __init__(self, photos: np.ndarray, out_dir: str, translator=None):
@@ -40,9 +42,14 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(out_dir, exist_ok=True)
 
     def write(self, name: str) -> str:
-        translator = self._translator or self.model.translator
-        fakes = translator(self.photos, training=False)
-        grid = image_grid([to_uint8(self.photos).numpy(), to_uint8(fakes).numpy()])
+        if self._translator is None and getattr(self.model, "kind", "translation") == "noise":
+            n = int(self.photos.shape[0])
+            fakes = to_uint8(self.model.sample(0, 2 * n)).numpy()
+            grid = image_grid([fakes[:n], fakes[n:]])
+        else:
+            translator = self._translator or self.model.translator
+            fakes = translator(self.photos, training=False)
+            grid = image_grid([to_uint8(self.photos).numpy(), to_uint8(fakes).numpy()])
         scale = max(1, 128 // self.photos.shape[1])  # small training sizes: tiles >= 128 px
         grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
         path = os.path.join(self.out_dir, name)

@@ -123,17 +123,22 @@ def translate_photos(run, photos: str, out: str, **overrides):
     """Translate every photo under `photos` with the run's generator into a submission zip."""
     from gan_tpu import data, translator
     from gan_tpu.errors import UserError
-    from gan_tpu.submission.generate import write_submission
+    from gan_tpu.submission.generate import write_samples, write_submission
+    from gan_tpu.submission.validate import MIN_COUNT
 
-    try:
-        source = data.resolve(photos, "photo")
-    except UserError as err:
-        raise UserError(f"photos: {err}") from None
     sub = run.cfg["submission"]
     options = dict(count=sub["count"] or None, quality=sub["quality"],
                    allow_any_count=sub["allow_any_count"],
                    batch_size=sub["batch_size"] * run.strategy.num_replicas_in_sync)
     options.update({k: v for k, v in overrides.items() if v is not None})
+    if getattr(run.model, "kind", "translation") == "noise":  # paints from seeded latents: no photos
+        options["count"] = options["count"] or MIN_COUNT
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        return write_samples(translator.sampler_at_size(run.model), out, strategy=run.strategy, **options)
+    try:
+        source = data.resolve(photos, "photo")
+    except UserError as err:
+        raise UserError(f"photos: {err}") from None
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     return write_submission(translator.at_size(run.model.translator), data.source_images(source), out,
                             strategy=run.strategy, photo_count=data.count_images(source), **options)
@@ -161,6 +166,9 @@ def _generate_from_keras(generator, args) -> int:
     from gan_tpu import data, translator
     from gan_tpu.submission.generate import generate_kwargs, write_submission
 
+    if len(generator.inputs) != 1 or len(generator.inputs[0].shape) != 4:
+        raise_user(f"{args.checkpoint}: a noise model's generator (latents -> images); "
+                   f"generate from its run with --run DIR")
     if not args.photos:
         raise_user("--photos PATH is needed with a .keras generator")
     source = data.resolve(args.photos, "photo")

@@ -21,11 +21,12 @@ from keras import ops
 
 class ImagePool(keras.Model):
     def __init__(self, size: int, image_shape: tuple[int, int, int], seed: int | None = None, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # fakes are kept in float32 under mixed precision too
         super().__init__(**kwargs)
         self.size = int(size)
         self.images = keras.Variable(
             ops.zeros((max(self.size, 1),) + tuple(image_shape), "float32"), trainable=False,
-            synchronization="on_read", aggregation="only_first_replica", name="images")
+            autocast=False, synchronization="on_read", aggregation="only_first_replica", name="images")
         self.count = keras.Variable(0, dtype="int32", trainable=False, synchronization="on_read",
                                     aggregation="only_first_replica", name="count")
         self.seed_generator = keras.random.SeedGenerator(seed, name="pool_seed")

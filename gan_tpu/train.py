@@ -86,7 +86,30 @@ def make_run(cfg: dict, strategy: tf.distribute.Strategy | None = None) -> Run:
     manager = checkpoints.CheckpointManager(
         checkpoint, os.path.join(cfg["output"]["dir"], "checkpoints"),
         max_to_keep=cfg["train"]["keep_checkpoints"])
+    spread_seeds(model, strategy)
     return Run(cfg, strategy, model, checkpoint, manager, epoch)
+
+
+def spread_seeds(model, strategy) -> None:
+    """Give each replica its own random stream (a noise model's training latents).
+
+    A seed generator made in `strategy.scope()` has one copy of its state [s, n] per
+    replica, all equal: every replica would draw the same latents. Replica r's copy becomes
+    [s + r, n]. Checkpoints hold replica 0's copy and restoring sets every copy to it, so
+    this runs after every build and every restore.
+    """
+    gens = list(getattr(model, "seed_generators", {}).values())
+    if not gens or strategy.num_replicas_in_sync == 1 or keras.backend.backend() != "tensorflow":
+        return
+
+    @tf.function
+    def shift():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        for gen in gens:
+            state = gen.state.value
+            gen.state.assign(state + tf.cast(tf.stack([replica, 0]), state.dtype))
+
+    strategy.run(shift)
 
 
 def restore(run: Run, path: str | None = None) -> str | None:
@@ -94,7 +117,9 @@ def restore(run: Run, path: str | None = None) -> str | None:
     path = path or run.manager.latest_checkpoint
     if not path:
         return None
-    return run.manager.restore(path, repr(run.cfg["model"]["name"]))
+    restored = run.manager.restore(path, repr(run.cfg["model"]["name"]))
+    spread_seeds(run.model, run.strategy)  # the restore gave every replica replica 0's seeds
+    return restored
 
 
 def sample_photos(source: data.Source, count: int, image_size: int, source_size: int) -> np.ndarray:
@@ -211,7 +236,7 @@ def budget_guard(run: Run, photo_count: int, initial_step: int = 0) -> budget.Bu
 
     per_replica = cfg["submission"]["batch_size"]
     timer, global_batch = make_generation_timer(
-        translator.at_size(run.model.translator), strategy=run.strategy,
+        translator.painter(run.model), strategy=run.strategy,
         batch_size=per_replica * run.strategy.num_replicas_in_sync, quality=cfg["submission"]["quality"])
     reserve = budget.GenerationReserve(timer, batch_size=global_batch,
                                        count=submission_count(cfg, photo_count))
@@ -219,10 +244,11 @@ def budget_guard(run: Run, photo_count: int, initial_step: int = 0) -> budget.Bu
 
 
 def export_translator(run: Run) -> str:
-    """Save the photo -> Monet network as `generator.keras` in the run dir (atomically)."""
+    """Save the photo -> Monet network (a noise model's z -> Monet generator) as
+    `generator.keras` in the run dir (atomically)."""
     final = os.path.join(run.out_dir, "generator.keras")
     tmp = os.path.join(run.out_dir, "generator.tmp.keras")
-    run.model.translator.save(tmp)
+    run.model.exported.save(tmp)
     os.replace(tmp, final)
     return final
 

@@ -29,6 +29,27 @@ def at_size(generator: keras.Model, size: int = SUBMISSION_SIZE):
     return translate
 
 
+def sampler_at_size(model, size: int = SUBMISSION_SIZE):
+    """A noise model's `sample(batch_index, batch_size)`, resized (bilinear) to `size` px."""
+
+    def sample(batch_index, batch_size: int):
+        images = model.sample(batch_index, batch_size)
+        if int(images.shape[1]) == size:
+            return images
+        return tf.clip_by_value(tf.image.resize(images, [size, size], method="bilinear"), -1.0, 1.0)
+
+    return sample
+
+
+def painter(model):
+    """What paints one [B, 256, 256, 3] generation batch (the budget guard times it): the
+    translator at 256 px, or for a noise model its sampler (the batch only sets B)."""
+    if getattr(model, "kind", "translation") == "noise":
+        sample = sampler_at_size(model)
+        return lambda photos: sample(0, int(photos.shape[0]))
+    return at_size(model.translator)
+
+
 def _run_dir_of_checkpoint(prefix: str) -> str:
     folder = os.path.dirname(os.path.abspath(prefix))
     return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
@@ -58,4 +79,4 @@ def load(run_dir: str | None = None, checkpoint: str | None = None):
     restored = train.restore(run, checkpoint)
     if restored is None:
         raise UserError(f"{run_dir}: holds no checkpoint yet")
-    return run, run.model.translator
+    return run, run.model.exported  # a noise model's generator (z -> Monet): generate samples

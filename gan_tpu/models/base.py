@@ -36,6 +36,11 @@ class AdversarialModel(keras.Model):
     """Base for GANs trained player by player; subclasses define `make_players` and `loss_names`."""
 
     loss_names: tuple[str, ...] = ()
+    # What the model makes submissions from: "translation" models turn photos into paintings
+    # (`translator`); "noise" models paint from latent vectors of size `latent_dim`
+    # (`sample`, with the exported `generator`), and have no translator.
+    kind: str = "translation"
+    latent_dim: int = 0
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -60,6 +65,23 @@ class AdversarialModel(keras.Model):
     def translator(self) -> keras.Model:
         """The network that turns a photo batch in [-1, 1] into paintings (for submissions)."""
         raise NotImplementedError
+
+    def sample(self, batch_index, batch_size: int):
+        """Noise models: `batch_size` paintings in [-1, 1] at the training size, from latents
+        seeded by the integer (tensor) `batch_index` alone: the same index gives the same images."""
+        raise NotImplementedError(f"{type(self).__name__} is a {self.kind} model: it has no sample()")
+
+    @property
+    def seed_generators(self) -> dict:
+        """Random state the train step draws from (latents, penalty mixes), by attribute name:
+        the trainer checkpoints it and gives each replica its own stream."""
+        return {k: v for k, v in vars(self).items()
+                if isinstance(v, keras.random.SeedGenerator) and hasattr(v, "state") and k[0] != "_"}
+
+    @property
+    def exported(self) -> keras.Model:
+        """The network saved as a run's `generator.keras`: the translator, or a noise model's generator."""
+        return self.generator if self.kind == "noise" else self.translator
 
     def compile(self, jit_compile=True, **kwargs):
         """Compile and build every optimizer now: lazily built optimizers break under
