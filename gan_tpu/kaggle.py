@@ -240,7 +240,9 @@ def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | N
     if target == "tpu":
         facts = facts or tpu_facts()
         if smoke and facts.tpu is None:
-            plan = BackendPlan("tensorflow", "smoke mode: no TPU here, so this runs on the CPU")
+            # KERAS_BACKEND=jax (with gan_tpu's JAX trainer) rehearses the TPU image's JAX path on CPU.
+            backend = "jax" if env.get("KERAS_BACKEND") == "jax" and facts.jax_backend else "tensorflow"
+            plan = BackendPlan(backend, f"smoke mode: no TPU here, so this runs on the CPU ({backend})")
         else:
             plan = choose_tpu_backend(facts)
             if not plan.ok:

@@ -141,10 +141,13 @@ def test_prepare_accelerator_sets_the_jax_backend_before_keras():
     code = ("import json, sys; from gan_tpu import kaggle as gk; env = {}; "
             "f = gk.TpuFacts('vm', {'jax': '0.6.2'}, True, 'tpu'); "
             "plan = gk.prepare_accelerator('tpu', facts=f, env=env, log=lambda m: None); "
-            "print(json.dumps([plan.backend, env, 'keras' in sys.modules]))")
+            "smoke = gk.prepare_accelerator('tpu', smoke=True, facts=gk.TpuFacts(None, {}, True), "
+            "env={'KERAS_BACKEND': 'jax'}, log=lambda m: None); "
+            "print(json.dumps([plan.backend, env, 'keras' in sys.modules, smoke.backend]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=ROOT))
-    assert json.loads(out.stdout) == ["jax", {"KERAS_BACKEND": "jax"}, False], out.stderr[-2000:]
+    # The smoke run rehearses the JAX path on CPU when KERAS_BACKEND=jax asks for it.
+    assert json.loads(out.stdout) == ["jax", {"KERAS_BACKEND": "jax"}, False, "jax"], out.stderr[-2000:]
     env = {}
     tf_facts = facts({"tensorflow-tpu": "2.19.1"})
     assert gk.prepare_accelerator("tpu", facts=tf_facts, env=env, log=lambda m: None).backend == "tensorflow"
