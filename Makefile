@@ -39,7 +39,7 @@ data: $(STAMP)
 
 wheel: $(STAMP)
 	$(BIN)/python -c "import setuptools, wheel" 2>/dev/null || $(BIN)/python -m pip install --quiet "setuptools>=61" wheel
-	rm -f dist/gan_tpu-*.whl
+	rm -rf build dist/gan_tpu-*.whl   # a stale build/ would ship deleted files
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation . -w dist
 	@ls dist/gan_tpu-*.whl
 
