@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from gan_tpu import keras_backend
+
+    try:  # before any command module imports Keras: the backend is fixed at import
+        keras_backend.choose(sys.argv[1:] if argv is None else list(argv))
+    except UserError as err:
+        print(f"gan-tpu: error: {err}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -65,6 +65,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     "runtime": {
         "device": ((str,), "auto"),       # auto | tpu | gpu | cpu
         "precision": ((str,), "auto"),    # auto | float32 | mixed_bfloat16 | mixed_float16
+        "backend": ((str,), "auto"),      # auto | tensorflow | jax (Keras backend, set before import)
     },
     "output": {
         "dir": ((str,), None),            # default runs/<pipeline name>
@@ -84,6 +85,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
 CHOICES = {
     ("runtime", "device"): ("auto", "tpu", "gpu", "cpu"),
     ("runtime", "precision"): ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    ("runtime", "backend"): ("auto", "tensorflow", "jax"),
 }
 POSITIVE = {("data", "image_size"), ("data", "source_size"), ("data", "shuffle_buffer"),
             ("train", "batch_size"), ("train", "epochs"), ("train", "keep_checkpoints"),

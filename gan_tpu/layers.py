@@ -25,8 +25,8 @@ def norm_layer(kind: str, name: str | None = None) -> keras.layers.Layer:
         return instance_norm(name)
     if kind == "layer":
         return keras.layers.LayerNormalization(axis=[-3, -2, -1], epsilon=1e-5, name=name)
-    if kind == "batch":
-        return keras.layers.BatchNormalization(synchronized=True, name=name)
+    if kind == "batch":  # JAX (DataParallel/GSPMD) computes batch statistics over the global batch anyway
+        return keras.layers.BatchNormalization(synchronized=keras.backend.backend() == "tensorflow", name=name)
     if kind == "none":
         return keras.layers.Identity(name=name)
     raise ValueError(f"unknown norm {kind!r}")

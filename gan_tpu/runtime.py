@@ -56,6 +56,7 @@ class JaxDevices:
 
 
 def _jax_devices(prefer: str) -> JaxDevices:
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" at INFO
     for kind in {"auto": (None,), "tpu": ("tpu", "gpu", None), "gpu": ("gpu", None), "cpu": ("cpu",)}[prefer]:
         try:
             devices = keras.distribution.list_devices(kind)
@@ -66,14 +67,15 @@ def _jax_devices(prefer: str) -> JaxDevices:
     return JaxDevices(keras.distribution.list_devices())
 
 
-def get_strategy(prefer: str = "auto"):
+def get_strategy(prefer: str = "auto", *, keras_models: bool = True):
     """The best strategy for this machine: TPUStrategy, MirroredStrategy over GPUs, or default.
 
     `prefer` is "auto", "tpu", "gpu" or "cpu"; asking for an accelerator that is absent falls
     back to the next one and logs it. On Keras' JAX backend: a :class:`JaxDevices` over every
-    device of the preferred platform (TPU cores, GPUs, or host devices).
+    device of the preferred platform (TPU cores, GPUs, or host devices), unless
+    `keras_models=False` (TensorFlow graphs only, e.g. scoring's feature extractors).
     """
-    if keras.backend.backend() == "jax":
+    if keras_models and keras.backend.backend() == "jax":
         devices = _jax_devices(prefer)
         log.info("backend: jax, devices: %s x %d", devices.platform, devices.num_replicas_in_sync)
         return devices

@@ -72,6 +72,10 @@ def build_model(cfg: dict, strategy: tf.distribute.Strategy):
 
 def make_run(cfg: dict, strategy: tf.distribute.Strategy | None = None) -> Run:
     """Strategy, precision, model and checkpoint for a config (no data is read here)."""
+    backend = cfg["runtime"].get("backend", "auto")
+    if backend not in ("auto", keras.backend.backend()):
+        raise UserError(f"runtime.backend: {backend!r}, but Keras runs on {keras.backend.backend()!r} in "
+                        f"this process (set KERAS_BACKEND={backend} before Keras is imported)")
     if strategy is None:
         strategy = runtime.get_strategy(cfg["runtime"]["device"])
     precision = cfg["runtime"]["precision"]

@@ -20,6 +20,8 @@ def at_size(generator: keras.Model, size: int = SUBMISSION_SIZE):
     trained = int(generator.input_shape[1])
     if trained == size:
         return generator
+    if keras.backend.backend() == "jax":  # jitted by JAX: keras.ops, no TensorFlow ops
+        return AtSize(generator, size)
 
     def translate(images):
         small = tf.image.resize(images, [trained, trained], method="area")
@@ -48,6 +50,28 @@ def painter(model):
         sample = sampler_at_size(model)
         return lambda photos: sample(0, int(photos.shape[0]))
     return at_size(model.translator)
+
+
+class AtSize(keras.layers.Layer):
+    """`at_size` in keras.ops, for Keras' JAX backend (it runs inside `jax.jit`). The area
+    downsampling by an integer factor is mean pooling; any other factor is an antialiased
+    bilinear resize."""
+
+    def __init__(self, generator: keras.Model, size: int = SUBMISSION_SIZE):
+        super().__init__(name=f"{generator.name}_at_{size}")
+        self.generator, self.size = generator, size
+        self.trained = int(generator.input_shape[1])
+
+    def call(self, images, training=False):
+        from keras import ops
+
+        factor = int(images.shape[1]) // self.trained
+        if factor * self.trained == int(images.shape[1]):
+            small = ops.average_pool(images, factor, factor, padding="valid")
+        else:
+            small = ops.image.resize(images, (self.trained, self.trained), antialias=True)
+        painted = self.generator(small, training=False)
+        return ops.clip(ops.image.resize(painted, (self.size, self.size), interpolation="bilinear"), -1.0, 1.0)
 
 
 def _run_dir_of_checkpoint(prefix: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import keras
+import numpy as np
 
 
 def players_optimizer(model) -> keras.optimizers.Optimizer:
@@ -128,7 +129,8 @@ def compile_inference(fn, variables=(), distribution=None):
     """`fn(x)` jitted with `variables`' current values passed as arguments (not baked in as
     constants), the batch sharded over the distribution's devices when one is given.
 
-    Returns `run(x_numpy) -> outputs` (JAX arrays, computed asynchronously).
+    Returns `run(x) -> outputs`: `x` a pytree of host arrays (NumPy, eager TF tensors), the
+    outputs JAX arrays, computed asynchronously.
     """
     variables = list(variables)
 
@@ -144,8 +146,11 @@ def compile_inference(fn, variables=(), distribution=None):
         mesh = distribution.device_mesh.backend_mesh
         sharding = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
 
+    def put(leaf):
+        leaf = np.asarray(leaf)
+        return jnp.asarray(leaf) if sharding is None or leaf.ndim == 0 else jax.device_put(leaf, sharding)
+
     def run(x):
-        x = jnp.asarray(x) if sharding is None else jax.device_put(x, sharding)
-        return call([v.value for v in variables], x)
+        return call([v.value for v in variables], jax.tree_util.tree_map(put, x))
 
     return run

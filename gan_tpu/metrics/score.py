@@ -192,7 +192,7 @@ def score_paths(generated: str, reference: str, extractor: str = "kaggle", *, ca
     if not reference.lower().endswith(".npz") and not os.path.exists(reference):
         raise UserError(f"{reference}: no such reference file or folder")
     images, count = generated_images(generated)
-    strategy = strategy or runtime.get_strategy()
+    strategy = strategy or runtime.get_strategy(keras_models=False)  # TF graphs, on any Keras backend
     ex = get_extractor(extractor, strategy=strategy)
     dtype = resolve_dtype(precision, strategy)
     ref, origin = load_reference(reference, ex, cache_dir=cache_dir, batch_size=batch_size, dtype=dtype, log=log)

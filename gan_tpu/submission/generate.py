@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator, Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from gan_tpu.errors import UserError
 from gan_tpu.submission.validate import MAX_COUNT, MIN_COUNT, check_zip
@@ -211,6 +212,31 @@ def _make_encoder(global_batch: int, quality: int) -> Callable:
     return encode
 
 
+def _on_jax() -> bool:
+    return keras.backend.backend() == "jax"
+
+
+def _jax_infer(fn: Callable, owner, strategy) -> Callable:
+    """`infer(batch)` on Keras' JAX backend, where a Keras model cannot run inside a
+    tf.function: `fn(batch)` (Keras layers / keras.ops) + the postprocessing, jitted by JAX
+    over every device of the strategy (`runtime.JaxDevices`). The weights of `owner` (a layer,
+    or a bound method's model) go in as arguments, not as baked-in constants."""
+    from gan_tpu.backends.jax import compile_inference
+
+    owner = getattr(owner, "__self__", owner)
+    variables = owner.variables if isinstance(owner, keras.layers.Layer) else ()
+
+    def post(batch):
+        y = ops.cast(fn(batch), "float32")
+        if tuple(y.shape[1:3]) != (SIZE, SIZE):
+            y = ops.image.resize(y, (SIZE, SIZE), interpolation="bilinear")
+        finite = ops.all(ops.isfinite(y), axis=(1, 2, 3))
+        pixels = ops.clip(ops.round((y + 1.0) * 127.5), 0.0, 255.0)
+        return ops.where(ops.isfinite(pixels), pixels, 0.0), batch["index"], batch["variant"], finite
+
+    return compile_inference(post, variables, getattr(strategy, "distribution", None))
+
+
 def _local(strategy, value) -> tf.Tensor:
     parts = strategy.experimental_local_results(value)
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
@@ -246,7 +272,9 @@ def _stream(
 
     def fetch(outputs):
         images, index, variant, finite = outputs
-        return encode(images).numpy(), index.numpy(), variant.numpy(), finite.numpy()
+        if not isinstance(images, tf.Tensor):  # a JAX array (generation on Keras' JAX backend)
+            images = np.asarray(images)
+        return encode(images).numpy(), np.asarray(index), np.asarray(variant), np.asarray(finite)
 
     def write(result) -> bool:
         nonlocal written, filled, duplicates, last_index
@@ -419,9 +447,13 @@ def write_submission(
         out = strategy.run(replica_fn, args=(batch,))
         return tuple(_local(strategy, t) for t in out)
 
+    if _on_jax():
+        batches, infer = ds, _jax_infer(lambda b: _call(translate, b["image"]), translate, strategy)
+    else:
+        batches = _distribute(ds, strategy)
     start = time.perf_counter()
     written, filled, size, duplicates = _stream(
-        batches=iter(_distribute(ds, strategy)),
+        batches=iter(batches),
         infer=infer,
         encode=_make_encoder(global_batch, int(quality)),
         out_path=os.fspath(out_path),
@@ -485,9 +517,14 @@ def write_samples(
         out = strategy.run(replica_fn, args=(batch,))
         return tuple(_local(strategy, t) for t in out)
 
+    if _on_jax():  # one call per global batch: batch_index counts global batches
+        batches, infer = ds, _jax_infer(
+            lambda b: sample(ops.max(b["index"]) // global_batch, global_batch), sample, strategy)
+    else:
+        batches = _distribute(ds, strategy)
     start = time.perf_counter()
     written, _, size, duplicates = _stream(
-        batches=iter(_distribute(ds, strategy)),
+        batches=iter(batches),
         infer=infer,
         encode=_make_encoder(global_batch, int(quality)),
         out_path=os.fspath(out_path),
@@ -542,12 +579,19 @@ def make_generation_timer(
     global_batch = _global_batch(strategy, batch_size)
     encode = _make_encoder(global_batch, int(quality))
     ds = tf.data.Dataset.from_tensors(tf.zeros([global_batch, SIZE, SIZE, 3], tf.float32)).repeat()
-    batches = iter(_distribute(ds, strategy))
 
     @tf.function
     def infer(x):
         out = strategy.run(lambda b: _postprocess(_call(translate, b))[0], args=(x,))
         return _local(strategy, out)
+
+    if not _on_jax():
+        batches = iter(_distribute(ds, strategy))
+    else:
+        batches = iter(ds.map(lambda x: {"image": x, "index": tf.zeros([global_batch], tf.int64),
+                                         "variant": tf.zeros([global_batch], tf.int64)}))
+        jax_infer = _jax_infer(lambda b: _call(translate, b["image"]), translate, strategy)
+        infer = lambda batch: np.asarray(jax_infer(batch)[0])  # noqa: E731
 
     def run_one_batch() -> None:
         encode(infer(next(batches))).numpy()
