@@ -241,6 +241,12 @@ def test_data_download_unpacks_checks_and_renames(api, tmp_path, monkeypatch):
     # Complete already: no second download.
     assert gk.download_data(str(dest), api=api, expect={"monet": 3, "photo": 5}, log=lines.append) == counts
     assert len(calls) == 1 and "already complete" in lines[-1]
+    # --force downloads again and swaps the new copy in; nothing else is left behind.
+    (dest / "monet_jpg" / "stray.txt").write_text("old copy")
+    assert gk.download_data(str(dest), api=api, force=True, expect={"monet": 3, "photo": 5},
+                            log=lines.append) == counts
+    assert len(calls) == 2 and not (dest / "monet_jpg" / "stray.txt").exists()
+    assert sorted(os.listdir(dest.parent)) == ["gan-getting-started"]
     # The real competition's counts are checked by default.
     with pytest.raises(UserError, match="not a complete copy.*3 monet images, expected 300"):
         gk.download_data(str(dest), api=api)

@@ -50,6 +50,14 @@ def test_notebook_is_in_sync_with_its_twin(name):
     assert all(c["outputs"] == [] for c in nb["cells"] if c["cell_type"] == "code")
 
 
+def test_kernels_command_checks_every_kernel(capsys):
+    from gan_tpu.cli import main
+
+    assert main(["kernels"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(out) == [f"kernels/{name}: ok" for name in KERNELS]
+
+
 def test_script_cells_and_a_stale_notebook(tmp_path):
     text = "# header\n# %% [markdown]\n# # Title\n#\n# text\n\n# %%\nx = 1\n\n\n# %%\nprint(x)\n"
     assert gk.script_cells(text) == [("markdown", "# Title\n\ntext"), ("code", "x = 1"), ("code", "print(x)")]
