@@ -377,10 +377,10 @@ def script_cells(text: str) -> list[tuple[str, str]]:
 def notebook_json(text: str) -> str:
     """The .ipynb (nbformat 4) for a percent-format twin, as deterministic JSON text."""
     cells = []
-    for kind, body in script_cells(text):
+    for index, (kind, body) in enumerate(script_cells(text)):
         source = [ln + "\n" for ln in body.split("\n")]
         source[-1] = source[-1].rstrip("\n")
-        cell = {"cell_type": kind, "metadata": {}, "source": source}
+        cell = {"cell_type": kind, "id": f"cell-{index}", "metadata": {}, "source": source}
         if kind == "code":
             cell.update(execution_count=None, outputs=[])
         cells.append(cell)

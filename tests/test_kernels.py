@@ -48,6 +48,9 @@ def test_notebook_is_in_sync_with_its_twin(name):
     assert [c["cell_type"] for c in nb["cells"]] == [kind for kind, _ in cells]
     assert ["".join(c["source"]) for c in nb["cells"]] == [body for _, body in cells]
     assert all(c["outputs"] == [] for c in nb["cells"] if c["cell_type"] == "code")
+    # nbformat 4.5: every cell has a unique id
+    assert (nb["nbformat"], nb["nbformat_minor"]) == (4, 5)
+    assert len({c["id"] for c in nb["cells"]}) == len(nb["cells"])
 
 
 def test_kernels_command_checks_every_kernel(capsys):
