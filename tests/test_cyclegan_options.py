@@ -50,7 +50,9 @@ def test_resnet_skips_and_spectral_norm_networks():
     assert skip.output_shape == (None, 32, 32, 3)
     assert [l.name for l in skip.layers if isinstance(l, keras.layers.Concatenate)] == ["resnet_skip0", "resnet_skip1"]
     assert skip.count_params() > plain.count_params()
-    assert any(isinstance(l, keras.layers.LayerNormalization) for l in skip.layers)
+    # layer norm: per-channel affine, so the parameters do not depend on the image size
+    assert skip.count_params() == resnet_generator(64, ngf=4, n_blocks=1, skips=True, norm="layer").count_params()
+    assert any(isinstance(l, keras.layers.GroupNormalization) and l.groups == 1 for l in skip.layers)
     d = patch_discriminator(32, ndf=4, spectral_norm=True)
     assert sum(isinstance(l, keras.layers.SpectralNormalization) for l in d.layers) == 5  # every conv
     assert d.output_shape == patch_discriminator(32, ndf=4).output_shape

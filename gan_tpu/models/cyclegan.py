@@ -142,6 +142,16 @@ class CycleGAN(AdversarialModel):
                 schedule.total_steps = int(steps)
 
     @property
+    def seed_generators(self) -> dict:
+        """DiffAugment's, the penalty's and the pools' random streams: the trainer gives
+        each replica its own (else every replica would shift, cut and swap alike)."""
+        gens = {f"random_{k}": g for k, g in self.random.generators.items()}
+        for name in ("pool_monet", "pool_photo"):
+            if getattr(self, name) is not None:
+                gens[name] = getattr(self, name).seed_generator
+        return gens
+
+    @property
     def translator(self):
         return self.g_monet
 
