@@ -1,0 +1,144 @@
+"""Bayesian CycleGAN: loss terms, one XLA-compiled step reused for overfitting, Monte Carlo
+sampling, replicas, save/load, mixed_bfloat16. One XLA compile; other checks run eagerly."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_tpu import models
+from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior, kl_to_standard_normal
+from tests.helpers import smooth_images
+
+TINY = dict(ngf=8, ndf=4, nef=4, n_blocks=1)
+
+
+def _images(seed=2):
+    images = smooth_images(8, seed=seed).astype(np.float32) / 127.5 - 1.0
+    return tf.image.resize(images, [32, 32])
+
+
+def _weights(model):
+    return [v.numpy() for net in model.networks.values() for v in net.trainable_variables]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """The model, its XLA step, the first step's logs and weights, and 50 overfitting steps."""
+    tf.keras.utils.set_random_seed(4)
+    model = models.build("bayesian_cyclegan", image_size=32, lr=1e-3, **TINY)
+    model.compile(jit_compile=True)
+    step = tf.function(model.train_step, jit_compile=True, autograph=False)
+    images = _images()
+    batch = (images[:4], images[4:])
+    before = _weights(model)
+    seeds = [s.seed_state.numpy().copy() for s in model.samplers]
+    first = {k: float(v) for k, v in step(batch).items()}
+    after = _weights(model)
+    history = []
+    for _ in range(49):
+        model.reset_metrics()
+        history.append({k: float(v) for k, v in step(batch).items()})
+    return dict(model=model, before=before, after=after, first=first, history=history, seeds=seeds)
+
+
+def test_registered_with_the_authors_defaults():
+    d = models.defaults("bayesian_cyclegan")
+    assert (d["cycle_weight"], d["kl_weight"], d["gamma"], d["mc_samples"]) == (10.0, 0.1, 0.1, 3)
+    assert (d["lr"], d["beta_1"], d["latent_channels"]) == (2e-4, 0.5, 1)
+    model = models.build("bayesian_cyclegan", image_size=32, **TINY)
+    assert model.g_monet.input_shape == (None, 32, 32, 4)  # photo + 1-channel latent map
+    assert model.translator.input_shape == (None, 32, 32, 3)  # a photo batch only
+    assert [tuple(o.shape) for o in model.e_monet.outputs] == [(None, 1), (None, 1), (None, 1)]
+
+
+def test_kl_prior_and_sampler_match_their_formulas():
+    mu, log_var = np.array([[0.5, -1.0]], np.float32), np.array([[0.2, -0.3]], np.float32)
+    kl = -0.5 * np.sum(1 + log_var - mu ** 2 - np.exp(log_var))
+    assert float(kl_to_standard_normal(mu, log_var)) == pytest.approx(kl, rel=1e-5)
+    assert float(kl_to_standard_normal(np.zeros((3, 2)), np.zeros((3, 2)))) == 0.0
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    w = [v.numpy() for v in net.trainable_variables]
+    assert float(gaussian_prior([net], 2.0)) == pytest.approx(2 * sum(np.mean(x ** 2) for x in w), rel=1e-5)
+
+    sampler = LatentSampler(samples=3, seed=5)
+    mu = np.array([[1.0], [-2.0]], np.float32)
+    z = sampler([mu, np.full_like(mu, np.log(0.25))], training=True).numpy()
+    assert z.shape == (6, 1)  # sample k of image b is row k*2 + b
+    np.testing.assert_array_equal(sampler([mu, mu], training=False).numpy(), np.tile(mu, (3, 1)))
+    draws = sampler([np.zeros((2000, 1), np.float32), np.full((2000, 1), np.log(0.25), np.float32)],
+                    training=True).numpy()
+    assert draws.std() == pytest.approx(0.5, rel=0.05) and abs(draws.mean()) < 0.03
+    assert not np.array_equal(z, sampler([mu, np.full_like(mu, np.log(0.25))], training=True).numpy())
+
+
+def test_xla_step_updates_every_network_and_advances_the_checkpointed_seed(compiled):
+    model = compiled["model"]
+    assert set(compiled["first"]) == set(model.loss_names)
+    assert all(np.isfinite(v) for v in compiled["first"].values())
+    assert all(not np.array_equal(a, b) for a, b in zip(compiled["before"], compiled["after"]))
+    for sampler, seed in zip(model.samplers, compiled["seeds"]):
+        assert not np.array_equal(sampler.seed_state.numpy(), seed)  # noise is drawn afresh each step
+        assert any(v is sampler.seed_state for v in sampler.non_trainable_variables)
+    assert compiled["first"]["prior"] > 0 and compiled["first"]["kl"] >= 0
+
+
+def test_overfitting_four_images_lowers_the_cycle_loss(compiled):
+    # (the authors' objective has no identity term)
+    first, last = compiled["first"], compiled["history"][-1]
+    assert last["cycle"] < 0.7 * first["cycle"]
+
+
+def test_translator_save_and_load_give_identical_outputs(tmp_path):
+    model = models.build("bayesian_cyclegan", image_size=32, **TINY)
+    path = str(tmp_path / "g.keras")
+    model.translator.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    x = _images()[:2]
+    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+    # the zero latent: the translator is g_monet on [photo, 0]
+    zero = tf.concat([x, tf.zeros((2, 32, 32, 1))], -1)
+    np.testing.assert_allclose(model.translator(x).numpy(), model.g_monet(zero).numpy(), atol=1e-6)
+
+
+def _one_eager_step(strategy, batch):
+    tf.keras.utils.set_random_seed(7)
+    with strategy.scope():
+        model = models.build("bayesian_cyclegan", image_size=32, **TINY)
+        for sampler in model.samplers:
+            sampler.noise = False
+        model.compile(jit_compile=False, run_eagerly=True)
+    model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
+    return _weights(model)
+
+
+def test_two_replicas_equal_one_replica_with_the_same_global_batch():
+    # With noise, each replica draws ε for its own share of the batch, so one replica with
+    # batch 2 and two with batch 1 see different ε by construction. Everything else (the
+    # K-sample batch, KL, prior, γ-weighted reconstruction loss, replica scaling) is
+    # checked with the sampler's noise off (z = μ, still K copies).
+    images = _images(seed=5)
+    batch = (images[:2], images[2:4])
+    one = _one_eager_step(tf.distribute.get_strategy(), batch)
+    two = _one_eager_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), batch)
+    assert len(one) == len(two)
+    # Adam's first step is lr·g/(|g| + 1e-7): a weight whose gradient is near zero moves by
+    # a rounding-sized fraction of a step that summation order (one vs two replicas) can
+    # change. So: all but a few in 10,000 agree to rtol 1e-4, and none by more than one step.
+    diffs = [np.abs(a - b) for a, b in zip(one, two)]
+    off = sum(int(np.sum(d > 1e-6 + 1e-4 * np.abs(b))) for d, b in zip(diffs, one))
+    assert off <= 1e-3 * sum(d.size for d in diffs)
+    assert max(float(d.max()) for d in diffs) <= 2e-4
+
+
+def test_mixed_bfloat16_trains_with_float32_losses():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = models.build("bayesian_cyclegan", image_size=32, **TINY)
+        model.compile(jit_compile=False, run_eagerly=True)
+        assert model.g_monet.get_layer("g_monet_stem_conv").compute_dtype == "bfloat16"
+        images = _images()
+        logs = model.train_step((images[:2], images[2:4]))
+        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
+        assert model.translator(images[:1]).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
