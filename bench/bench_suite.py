@@ -6,7 +6,8 @@ the median of at least 3 runs, the ratio to that anchor, the machine and the com
 reproduces it:
 
 * input:      bench/bench_input.py        images/s, decode + augment + batch, vs batch-1 map-only reading
-* train_step: bench/bench_train_step.py   step time per model at 128 px (256 px with --device on an accelerator)
+* train_step: bench/bench_train_step.py   step time per model at 128 px (256 px with --device on an accelerator),
+                                          vs the starter's step (persistent tape, four optimizers) re-created here
 * generate:   bench/bench_generate.py     generation + zip images/s, vs eager calls + PIL saves + make_archive
 * score:      bench/bench_score.py        MiFID of 10,000 x 2,048 features vs the SciPy transcription,
                                           and the float32 vs float64 error
@@ -60,7 +61,7 @@ and kept.
 # (quick, full) arguments per section's own script
 ARGS = {
     "input": (["--images", "2000", "--repeats", "3"], ["--images", "6000", "--repeats", "5"]),
-    "train_step": (["--size", "128", "--repeats", "3"], ["--size", "128", "--repeats", "5"]),
+    "train_step": (["--models", "cyclegan", "--size", "128", "--repeats", "3"], ["--size", "128", "--repeats", "5"]),
     "generate": (["--model", "demo", "--count", "200", "--repeats", "3"],
                  ["--model", "all", "--count", "1000", "--repeats", "3"]),
     "score": (["--repeats", "3"], ["--repeats", "5"]),
@@ -156,17 +157,103 @@ def section_input(args_: list[str], timeout: float) -> tuple[list[str], str]:
     return body, _command(cmd)
 
 
+def starter_step_times(size: int, repeats: int, warmup: int = 1) -> list[float]:
+    """The starter notebook's train step on gan_tpu's `cyclegan` networks (registered defaults):
+    one persistent tape over all four losses, then four optimizers, one per network."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from gan_tpu import models
+
+    keras.utils.set_random_seed(0)
+    model = models.build("cyclegan", image_size=size)
+    m_gen, p_gen, m_disc, p_disc = model.g_monet, model.g_photo, model.d_monet, model.d_photo
+    nets = (m_gen, p_gen, m_disc, p_disc)
+    opts = [keras.optimizers.Adam(2e-4, beta_1=0.5) for _ in nets]
+    for opt, net in zip(opts, nets):
+        opt.build(net.trainable_variables)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
+    lam = 10.0
+
+    def disc_loss(real, fake):
+        return (tf.reduce_mean(bce(tf.ones_like(real), real)) + tf.reduce_mean(bce(tf.zeros_like(fake), fake))) * 0.5
+
+    def gen_loss(fake):
+        return tf.reduce_mean(bce(tf.ones_like(fake), fake))
+
+    @tf.function
+    def step(real_monet, real_photo):
+        with tf.GradientTape(persistent=True) as tape:
+            fake_monet = m_gen(real_photo, training=True)
+            cycled_photo = p_gen(fake_monet, training=True)
+            fake_photo = p_gen(real_monet, training=True)
+            cycled_monet = m_gen(fake_photo, training=True)
+            same_monet = m_gen(real_monet, training=True)
+            same_photo = p_gen(real_photo, training=True)
+            disc_real_monet, disc_real_photo = m_disc(real_monet, training=True), p_disc(real_photo, training=True)
+            disc_fake_monet, disc_fake_photo = m_disc(fake_monet, training=True), p_disc(fake_photo, training=True)
+            cycle = lam * (tf.reduce_mean(tf.abs(real_monet - cycled_monet)) +
+                           tf.reduce_mean(tf.abs(real_photo - cycled_photo)))
+            m_gen_loss = gen_loss(disc_fake_monet) + cycle + lam * 0.5 * tf.reduce_mean(tf.abs(real_monet - same_monet))
+            p_gen_loss = gen_loss(disc_fake_photo) + cycle + lam * 0.5 * tf.reduce_mean(tf.abs(real_photo - same_photo))
+            m_disc_loss = disc_loss(disc_real_monet, disc_fake_monet)
+            p_disc_loss = disc_loss(disc_real_photo, disc_fake_photo)
+        for loss, net, opt in zip((m_gen_loss, p_gen_loss, m_disc_loss, p_disc_loss), nets, opts):
+            grads = tape.gradient(loss, net.trainable_variables)
+            opt.apply_gradients(zip(grads, net.trainable_variables))
+        return m_gen_loss
+
+    rng = np.random.default_rng(0)
+    batch = [tf.constant(rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)) for _ in range(2)]
+    for _ in range(warmup):
+        float(step(*batch))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(step(*batch))  # wait for the device
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def section_train_step(args_: list[str], timeout: float, device: bool) -> tuple[list[str], str]:
-    script = os.path.join(ROOT, _script("train_step"))
+    args_ = list(args_)
+    if device:  # an accelerator: the competition's own size (bench_train_step uses XLA there)
+        args_[args_.index("--size") + 1] = "256"
+    size = int(args_[args_.index("--size") + 1])
+    repeats = int(args_[args_.index("--repeats") + 1])
     cmd = [_script("train_step"), *args_]
-    if device:
-        cmd = [_script("train_step"), *[a if a != "128" else "256" for a in args_], "--device"]
-    if not os.path.exists(script):
+    anchor_cmd = [os.path.join("bench", "bench_suite.py"), "--starter-step", str(size), str(repeats)]
+    if not os.path.exists(os.path.join(ROOT, _script("train_step"))):
         return ["Not measured: bench/bench_train_step.py is not in this checkout yet."], _command(cmd)
-    rc, out, _ = _run([sys.executable, *cmd], timeout)
+    with tempfile.TemporaryDirectory() as tmp:
+        out_json = os.path.join(tmp, "steps.json")
+        rc, out, _ = _run([sys.executable, *cmd, "--json", out_json], timeout)
+        if rc != 0:
+            return ["Failed:", "```", _tail(out), "```"], _command(cmd)
+        with open(out_json) as fh:
+            rows = json.load(fh)
+    rc, out, _ = _run([sys.executable, *anchor_cmd], timeout)
     if rc != 0:
-        return ["Failed:", "```", _tail(out), "```"], _command(cmd)
-    return [_tail(out, 200)], _command(cmd)
+        return ["Starter step failed:", "```", _tail(out), "```"], _command(cmd)
+    starter = json.loads(out.strip().splitlines()[-1])
+    anchor = statistics.median(starter)
+    first = rows[0] if rows else {}
+    lines = [f"One train step on a batch of 1 at {size} px ({first.get('device', '?')}, XLA "
+             f"{'on' if first.get('jit') else 'off'}, {first.get('precision', 'float32')}), median of {repeats} after "
+             f"a warm-up step. Anchor: the starter notebook's step (one persistent tape, four optimizers) "
+             f"on the same `cyclegan` networks, re-created in bench/bench_suite.py (`{_command(anchor_cmd)}`). "
+             f"Models other than `cyclegan` are compared with that same anchor: a cost, not a like-for-like.",
+             "", "| model | parameters | step s (median) | runs s | vs starter step |", "|---|---|---|---|---|",
+             f"| starter's step, U-Net CycleGAN (anchor) | {rows[0]['parameters'] / 1e6 if rows and rows[0]['model'] == 'cyclegan' else 0:.1f} M | "
+             f"{anchor:.3f} | {', '.join(f'{t:.3f}' for t in starter)} | 1.00x |"]
+    for row in rows:
+        if "step_s" not in row:
+            continue
+        runs = ", ".join(f"{t:.3f}" for t in row["step_times_s"])
+        lines.append(f"| {row['model']} | {row['parameters'] / 1e6:.1f} M | {row['step_s']:.3f} | {runs} | "
+                     f"{anchor / row['step_s']:.2f}x |")
+    return lines, _command(cmd)
 
 
 _GEN_MED = re.compile(r"^(\w+)\s+(starter|ours)\s*: process ([\d.]+) s \(([\d.]+) img/s\), "
@@ -310,7 +397,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", action="store_true", help="on an accelerator: train step at 256 px")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per section (default 1800)")
     p.add_argument("--score-figures", type=int, metavar="REPEATS", help=argparse.SUPPRESS)
+    p.add_argument("--starter-step", type=int, nargs=2, metavar=("SIZE", "REPEATS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.starter_step:
+        print(json.dumps(starter_step_times(*args.starter_step)))
+        return 0
     if args.score_figures:
         print(json.dumps(score_figures(args.score_figures)))
         return 0
