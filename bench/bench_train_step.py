@@ -3,6 +3,7 @@
     python bench/bench_train_step.py                          # the CycleGAN variants, 128 px
     python bench/bench_train_step.py --models ugatit,ugatit_light --size 256 --jit true
     python bench/bench_train_step.py --memory-only --size 256  # parameters and estimates only
+    python bench/bench_train_step.py --models dcgan,wgan_gp,sngan,artgan --batch 8  # noise models
 
 For each model (built by name with its registered defaults, ``--set key=value`` to change
 one): the median wall time of ``--repeats`` train steps after ``--warmup`` steps, on random
@@ -45,7 +46,25 @@ def _cyclegan_passes(model):
     return max(g_player, (0, d_passes), key=lambda p: p[0] * 10 + p[1])  # G player dominates
 
 
-PASSES = {"CycleGAN": _cyclegan_passes}
+def _noise_passes(model):
+    """{network: forward passes kept} by the heaviest player of a noise model (see its losses):
+    D/critic steps keep one generator pass (its variables are watched) and D on real + fake;
+    WGAN-GP's penalty pass counts twice (double backward); ArtGAN's generator player keeps
+    D on the fakes and encoder -> decoder on the real Monet + photo batch."""
+    if type(model).__name__ == "ArtGAN":
+        return {"znet": 1, "decoder": 3, "encoder": 3, "classifier": 1}
+    if type(model).__name__ == "WGANGP":
+        return {"generator": 1, "critic": 4}
+    return {"generator": 1, "discriminator": 2}
+
+
+PASSES = {"CycleGAN": _cyclegan_passes, "DCGAN": _noise_passes, "WGANGP": _noise_passes,
+          "SNGAN": _noise_passes, "ArtGAN": _noise_passes}
+# U-GAT-IT's generator player: 6 generator passes, 4 discriminator passes (global + local
+# per domain). Bayesian CycleGAN's: 4 generator calls (2 translations, 2 reconstructions)
+# and 4 discriminator calls, each on mc_samples x the batch (its small encoders left out).
+PASSES.update(UGATIT=lambda m: (6, 4), UGATITLight=lambda m: (6, 4),
+              BayesianCycleGAN=lambda m: (4 * m.mc_samples, 4 * m.mc_samples))
 
 
 def layer_outputs(net) -> int:
@@ -63,13 +82,21 @@ def layer_outputs(net) -> int:
 
 def memory(model, batch: int, act_bytes: int) -> dict:
     nets = {name: net for name, net in model.networks.items() if net.trainable_variables}
+    # a network made of the others (ArtGAN's generator = decoder(znet)) is not counted twice
+    ids = {n: {id(v) for v in net.trainable_variables} for n, net in nets.items()}
+    nets = {n: net for n, net in nets.items()
+            if not any(ids[m] < ids[n] for m in ids)}  # < : a proper subset
     params = sum(net.count_params() for net in nets.values())
     acts = {name: layer_outputs(net) for name, net in nets.items()}
     out = {"parameters": params, "params_by_network": {n: net.count_params() for n, net in nets.items()},
            "state_gb": params * 16 / 1e9, "activations_per_pass": acts}
     passes = PASSES.get(type(model).__name__)
-    if passes:
-        g, d = passes(model)
+    counts = passes(model) if passes else None
+    if isinstance(counts, dict):  # {network: forward passes kept}
+        out["activation_gb"] = sum(acts[n] * k for n, k in counts.items()) * batch * act_bytes / 1e9
+        out["total_gb"] = out["state_gb"] + out["activation_gb"]
+    elif passes:
+        g, d = counts
         g_one = max(v for k, v in acts.items() if k.startswith("g_"))
         d_one = max(v for k, v in acts.items() if k.startswith("d_"))
         out["activation_gb"] = (g * g_one + d * d_one) * batch * act_bytes / 1e9

@@ -18,6 +18,12 @@ NOISE = ("artgan", "dcgan", "sngan", "wgan_gp")
 TINY = dict(ngf=4, ndf=4, latent_dim=8)
 
 
+def _mirrored():
+    # Reduction through one device, not collectives: collective instance keys of a second
+    # MirroredStrategy in the same process collide with another test's strategy.
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 def _weights(model):
     return [[v.numpy() for v in net.trainable_variables] for net in model.networks.values()]
 
@@ -90,7 +96,7 @@ def test_synchronized_batch_norm_statistics_do_not_depend_on_the_replica_count()
     weights = one.get_weights()
     single = one(z, training=True).numpy()
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = _mirrored()
     with strategy.scope():
         two = dcgan_generator(16, latent_dim=8, ngf=4)
         two.set_weights(weights)
@@ -106,7 +112,7 @@ def test_synchronized_batch_norm_statistics_do_not_depend_on_the_replica_count()
 
 
 def test_each_replica_draws_its_own_training_latents():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = _mirrored()
     with strategy.scope():
         model = models.build("dcgan", image_size=8, **TINY)
     train.spread_seeds(model, strategy)

@@ -59,10 +59,11 @@ class NoiseGAN(AdversarialModel):
 
     def sample_latents(self, batch_index, batch_size: int):
         """Latents of submission batch `batch_index`: N(0, I), truncated if `truncation` > 0."""
-        index = ops.cast(batch_index, "int32")
+        dtype = self.latent_seed.state.dtype  # the backend's seed dtype (int64 on TF, uint32 on JAX)
+        index = ops.cast(batch_index, dtype)
 
         def seed_of(k):
-            return TensorSeed(ops.stack([ops.convert_to_tensor(SAMPLE_SEED + 7919 * k, "int32"), index]))
+            return TensorSeed(ops.stack([ops.convert_to_tensor(SAMPLE_SEED + 7919 * k, dtype), index]))
 
         z = keras.random.normal((batch_size, self.latent_dim), seed=seed_of(0))
         return truncated(z, self.truncation, seed_of) if self.truncation else z
