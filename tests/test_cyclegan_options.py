@@ -18,6 +18,12 @@ VARIANTS = ("cyclegan_resnet", "cyclegan_wgangp", "sn_cyclegan")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _mirrored():
+    # Reduction through one device, not collectives: each MirroredStrategy's collective
+    # instance keys start from the same number and collide with other tests' strategies.
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 def _batch(n=2, size=32, seed=0):
     rng = np.random.default_rng(seed)
     return tuple(tf.constant(rng.uniform(-1, 1, (n, size, size, 3)).astype(np.float32)) for _ in range(2))
@@ -100,7 +106,7 @@ def test_two_replicas_equal_one_replica_for_sn_cyclegan():
     # weight, though its loss is scaled by the replica count by the same trainer.
     batch = _batch(n=2, seed=1)
     one = _one_fit_step(tf.distribute.get_strategy(), batch)
-    two = _one_fit_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), batch)
+    two = _one_fit_step(_mirrored(), batch)
     assert len(one) == len(two)
     # Adam's first step moves a weight by lr·g/(|g| + 1e-7): a gradient near 1e-7 turns
     # summation-order noise into a visible difference (seen here: one generator weight of
@@ -184,7 +190,7 @@ def test_image_pool_fills_then_swaps_half_and_checkpoints(tmp_path):
 
 
 def test_image_pool_is_per_replica_under_mirrored_strategy():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = _mirrored()
     with strategy.scope():
         pool = ImagePool(2, (1, 1, 1), seed=0)
 
