@@ -52,6 +52,20 @@ def default_budget_hours(strategy_or_platform: Any = None) -> float:
     return BUDGET_HOURS[runtime.platform(strategy)]
 
 
+_RUN_START: Optional[float] = None  # time.monotonic() when the current command began
+
+
+def mark_run_start(at: Optional[float] = None) -> None:
+    """Count the budget from now (the CLI calls this as a command starts)."""
+    global _RUN_START
+    _RUN_START = time.monotonic() if at is None else at
+
+
+def run_elapsed() -> float:
+    """Seconds since the command began, or since the process started when none was marked."""
+    return time.monotonic() - _RUN_START if _RUN_START is not None else process_uptime()
+
+
 def process_uptime() -> float:
     """Seconds since this process started (Linux: from /proc; elsewhere: since import)."""
     try:
@@ -200,7 +214,7 @@ class BudgetGuard(keras.callbacks.Callback):
         self.reserve = reserve
         self.clock = clock
         if start is None:
-            start = clock() - process_uptime() if clock is time.monotonic else clock()
+            start = clock() - run_elapsed() if clock is time.monotonic else clock()
         self.start = start
         self.step_intervals: collections.deque = collections.deque(maxlen=max(1, step_window))
         self.remeasure_every = remeasure_every

@@ -5,6 +5,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 
 from gan_tpu.errors import UserError
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # the budget counts from here, not from the process start
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from gan_tpu import keras_backend
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"gan-tpu: error: {err}", file=sys.stderr)
         return 2
+    from gan_tpu.budget import mark_run_start
+
+    mark_run_start(started)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

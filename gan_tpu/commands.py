@@ -99,9 +99,9 @@ def cmd_run(args) -> int:
 
 
 def _elapsed() -> str:
-    from gan_tpu.budget import process_uptime
+    from gan_tpu.budget import run_elapsed
 
-    minutes, seconds = divmod(int(process_uptime()), 60)
+    minutes, seconds = divmod(int(run_elapsed()), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d} since start"
 
 

@@ -13,3 +13,14 @@ try:
     )
 except RuntimeError:  # already initialized by an earlier import
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _each_test_is_a_run():
+    """Budgets count from the start of each test, not of the whole (long) test process."""
+    from gan_tpu.budget import mark_run_start
+
+    mark_run_start()

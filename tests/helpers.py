@@ -41,3 +41,13 @@ def write_domain_records(folder: str, images: np.ndarray, domain: str = "monet",
     name = name or f"{domain}00-{len(images)}.tfrec"
     return write_records(os.path.join(folder, name),
                          [example_bytes(f"{i:010x}", jpeg(img), domain) for i, img in enumerate(images)])
+
+
+def two_replicas() -> tf.distribute.MirroredStrategy:
+    """A real two-replica MirroredStrategy over the two logical CPUs of conftest.py.
+
+    Reduction goes through one device: several strategies with the default collective
+    all-reduce in one test process collide on collective instance keys.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import two_replicas
+
 from gan_tpu.budget import (
     BudgetGuard,
     GenerationReserve,
@@ -66,7 +68,7 @@ def test_default_budget_hours():
     assert default_budget_hours("gpu") == 5.0
     assert default_budget_hours("cpu") == 5.0
     assert default_budget_hours() == 5.0  # this machine: the default strategy on CPU
-    assert default_budget_hours(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])) == 5.0
+    assert default_budget_hours(two_replicas()) == 5.0
     with pytest.raises(ValueError, match="unknown platform"):
         default_budget_hours("abacus")
 
@@ -166,7 +168,12 @@ def test_already_over_budget_at_start():
     assert "already spent at training start" in guard.stop_reason
 
 
-def test_default_start_is_the_process_start():
+def test_default_start_is_the_command_start_else_the_process_start():
+    import gan_tpu.budget as budget
+
+    budget.mark_run_start(time.monotonic() - 100.0)  # as the CLI does when a command begins
+    assert BudgetGuard(3600.0).elapsed() == pytest.approx(100.0, abs=2.0)
+    budget._RUN_START = None
     guard = BudgetGuard(3600.0)
     uptime = process_uptime()
     assert 0.0 < uptime < 24 * 3600

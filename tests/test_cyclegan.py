@@ -6,7 +6,7 @@ import tensorflow as tf
 from gan_tpu import losses, models
 from gan_tpu.errors import UserError
 from gan_tpu.models.networks import patch_discriminator, resnet_generator, unet_generator
-from tests.helpers import smooth_images
+from tests.helpers import smooth_images, two_replicas
 
 TINY = dict(ngf=4, ndf=4, n_blocks=1)
 
@@ -79,7 +79,7 @@ def _one_fit_step(strategy, batch):
 def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     batch = _batch(n=2, seed=1)
     one = _one_fit_step(tf.distribute.get_strategy(), batch)
-    two = _one_fit_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), batch)
+    two = _one_fit_step(two_replicas(), batch)
     assert len(one) == len(two)
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

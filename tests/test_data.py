@@ -9,7 +9,7 @@ import tensorflow as tf
 from gan_tpu import data, runtime
 from gan_tpu.errors import UserError
 from gan_tpu.sample_data import write_sample_data
-from tests.helpers import REALDATA, jpeg, smooth_images, write_domain_records, write_records
+from tests.helpers import REALDATA, jpeg, smooth_images, write_domain_records, write_records, two_replicas
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_resumed_stream_equals_the_straight_one(sample_root):
 
 
 def test_global_batch_is_per_replica_times_replicas(sample_root):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_replicas()
     assert strategy.num_replicas_in_sync == 2
     global_batch = runtime.global_batch_size(3, strategy)
     assert global_batch == 6

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import two_replicas
+
 from gan_tpu.errors import UserError
 from gan_tpu.submission import generate
 from gan_tpu.submission.generate import (
@@ -38,7 +40,7 @@ def _photos(n: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def strategy():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    return two_replicas()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import two_replicas as make_two_replicas
+
 from gan_tpu.errors import UserError
 from gan_tpu.metrics import extractors as ex
 
@@ -67,7 +69,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def two_replicas():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = make_two_replicas()
     assert strategy.num_replicas_in_sync == 2
     return strategy
 
