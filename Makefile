@@ -14,8 +14,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Two pytest workers: XLA compiles are single-threaded, so two cores halve the wall time.
+JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/gan-tpu demo $(if $(OUT),--out $(OUT),)

@@ -275,7 +275,7 @@ def sample_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name", ("cyclegan",) + VARIANTS)
+@pytest.mark.parametrize("name", ("cyclegan_wgangp",))  # the n_critic path; the others share the CLI code
 def test_pipeline_trains_and_generates_from_the_cli(name, sample_root, tmp_path):
     run, out = str(tmp_path / "run"), str(tmp_path / "images.zip")
     small = [f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', "data.image_size=32",
