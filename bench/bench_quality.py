@@ -47,8 +47,9 @@ VARIANTS = {
     "cyclegan_resnet": ("cyclegan_resnet", []),
     "cyclegan_wgangp": ("cyclegan_wgangp", []),
     "sn_cyclegan": ("sn_cyclegan", []),
-    "ugatit_light": ("ugatit_light", []),
-    "ugatit": ("ugatit", []),
+    # the 7-layer global discriminator needs 96 px or more; 5 layers at the CPU's 64 px
+    "ugatit_light": ("ugatit_light", ["model.global_layers=5"]),
+    "ugatit": ("ugatit", ["model.global_layers=5"]),
     "bayesian_cyclegan": ("bayesian_cyclegan", []),
 }
 WIDTH_KEYS = ("ngf", "ndf")
