@@ -30,14 +30,21 @@ def cmd_sample_data(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from gan_tpu import config, train
+def _pipeline_config(args) -> dict:
+    """The pipeline named on the command line, with --set overrides and --out applied."""
+    from gan_tpu import config
 
-    _setup_logging()
     overrides = list(args.set or [])
     if args.out:
         overrides.append(f'output.dir="{args.out}"')
-    cfg = config.load(args.pipeline, overrides)
+    return config.load(args.pipeline, overrides)
+
+
+def cmd_train(args) -> int:
+    from gan_tpu import train
+
+    _setup_logging()
+    cfg = _pipeline_config(args)
     run = train.train(cfg, resume=args.resume)
     print(f"run: {run.out_dir} (checkpoints/, samples/, history.csv, generator.keras)")
     return 0
@@ -81,13 +88,8 @@ def score_submission(zip_path: str, reference: str, extractor: str) -> list[str]
 
 
 def cmd_run(args) -> int:
-    from gan_tpu import config
-
     _setup_logging()
-    overrides = list(args.set or [])
-    if args.out:
-        overrides.append(f'output.dir="{args.out}"')
-    cfg = config.load(args.pipeline, overrides)
+    cfg = _pipeline_config(args)
     zip_path = args.zip or os.path.join(cfg["output"]["dir"], "images.zip")
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
     print(f"submission: {result.path} ({result.count} images, validated) in {_elapsed()}")
