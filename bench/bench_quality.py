@@ -302,7 +302,7 @@ def main(argv=None) -> int:
                     f"(testB) translated and scored against testA with the `tiny` extractor (not "
                     f"comparable with Kaggle's scores). Grid: `{result['grid']}`.\n\n"
                     f"Command: `python bench/bench_quality.py monet --minutes {result['minutes']} "
-                    f"--size {result['size']}`\n\n```\n" + "\n".join(result["table"]) + "\n```")
+                    f"--size {result['size']} --test-count {args.test_count}`\n\n```\n" + "\n".join(result["table"]) + "\n```")
             print(f"wrote {_write_section(args.results, 'monet', text)}")
     except UserError as err:
         print(f"bench_quality: error: {err}", file=sys.stderr)
