@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from gan_tpu import models
 from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior, kl_to_standard_normal
-from tests.helpers import smooth_images
+from tests.helpers import smooth_images, two_replicas
 
 TINY = dict(ngf=8, ndf=4, nef=4, n_blocks=1)
 
@@ -121,10 +121,7 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     images = _images(seed=5)
     batch = (images[:2], images[2:4])
     one = _one_eager_step(tf.distribute.get_strategy(), batch)
-    # Eager collective all-reduces of two strategies in one process share instance keys and
-    # clash; reducing through one device does the same sum without collectives.
-    two = _one_eager_step(tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()), batch)
+    two = _one_eager_step(two_replicas(), batch)
     assert len(one) == len(two)
     # Adam's first step is lr·g/(|g| + 1e-7): a weight whose gradient is near zero moves by
     # a rounding-sized fraction of a step that summation order (one vs two replicas) can

@@ -11,7 +11,7 @@ from gan_tpu import augment, cli, models, optimizers
 from gan_tpu.image_pool import ImagePool
 from gan_tpu.models.networks import patch_discriminator, resnet_generator
 from gan_tpu.sample_data import write_sample_data
-from tests.helpers import smooth_images
+from tests.helpers import smooth_images, two_replicas
 
 TINY = dict(ngf=4, ndf=4, n_blocks=1)
 VARIANTS = ("cyclegan_resnet", "cyclegan_wgangp", "sn_cyclegan")
@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _mirrored():
     # Reduction through one device, not collectives: each MirroredStrategy's collective
     # instance keys start from the same number and collide with other tests' strategies.
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return two_replicas()
 
 
 def _batch(n=2, size=32, seed=0):

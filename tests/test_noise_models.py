@@ -12,6 +12,7 @@ import tensorflow as tf
 from gan_tpu import cli, models, train, translator
 from gan_tpu.models.noise_networks import dcgan_generator
 from gan_tpu.sample_data import write_sample_data
+from tests.helpers import two_replicas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISE = ("artgan", "dcgan", "sngan", "wgan_gp")
@@ -19,9 +20,7 @@ TINY = dict(ngf=4, ndf=4, latent_dim=8)
 
 
 def _mirrored():
-    # Reduction through one device, not collectives: collective instance keys of a second
-    # MirroredStrategy in the same process collide with another test's strategy.
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return two_replicas()
 
 
 def _weights(model):
