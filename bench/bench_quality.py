@@ -1,6 +1,6 @@
 """Quality you can measure here: a paired-truth style benchmark, and a real Monet run.
 
-    python bench/bench_quality.py paired [--minutes 3] [--size 64] [--seeds 1] [--models ...]
+    python bench/bench_quality.py paired [--minutes 2] [--size 64] [--seeds 1] [--models ...]
     python bench/bench_quality.py monet  [--minutes 10] [--size 128]
 
 `paired`: domain A = half of the real photos in monet2photo/trainB_first1200, domain B = the
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -39,11 +40,20 @@ from painterly import painterly  # noqa: E402
 
 DEFAULT_REALDATA = os.path.join(os.path.dirname(HERE), "..", "shared", "realdata")
 RESULTS = os.path.join(HERE, "results")
-# name -> (pipeline, overrides): the variants whose effect the table should show
+BASE = "cyclegan (pipeline default)"
+# name -> (pipeline, overrides). The cyclegan rows change one thing each from the shipped
+# `cyclegan` pipeline (bce, one-sided label smoothing 0.1, DiffAugment translation+cutout,
+# random resize-crop/flip, no pool); the others are each model's own pipeline.
 VARIANTS = {
-    "cyclegan (U-Net, bce)": ("cyclegan", []),
-    "cyclegan lsgan": ("cyclegan", ['model.adversarial="lsgan"']),
-    "cyclegan no augmentation": ("cyclegan", ["data.augment=false"]),
+    BASE: ("cyclegan", []),
+    "cyclegan, no label smoothing": ("cyclegan", ["model.label_smoothing=0.0"]),
+    "cyclegan, no DiffAugment": ("cyclegan", ['model.diff_augment=""']),
+    "cyclegan, no data augmentation": ("cyclegan", ["data.augment=false"]),
+    "cyclegan, lsgan loss": ("cyclegan", ['model.adversarial="lsgan"']),
+    "cyclegan, image pool 50": ("cyclegan", ["model.pool_size=50"]),
+    # a wall-clock run has no known length, so no other row decays its LR; this one runs
+    # for the steps the base row reached in the same budget, decaying over its second half
+    "cyclegan, LR decay": ("cyclegan", ["model.decay_start=0.5", "train.epochs={base_epochs}"]),
     "cyclegan_resnet": ("cyclegan_resnet", []),
     "cyclegan_wgangp": ("cyclegan_wgangp", []),
     "sn_cyclegan": ("sn_cyclegan", []),
@@ -52,6 +62,7 @@ VARIANTS = {
     "ugatit": ("ugatit", ["model.global_layers=5"]),
     "bayesian_cyclegan": ("bayesian_cyclegan", []),
 }
+STEPS_PER_EPOCH = 50
 WIDTH_KEYS = ("ngf", "ndf")
 
 
@@ -145,55 +156,97 @@ def paired_scores(fake: np.ndarray, truth: np.ndarray, extractor) -> dict:
 
 
 def _model_overrides(pipeline: str, width: int) -> list[str]:
-    name = config.load(pipeline)["model"]["name"]
-    return [f"model.{k}={width}" for k in WIDTH_KEYS if k in models.defaults(name)]
+    """Widths for every model; LR decay off (see VARIANTS) where the model has it."""
+    options = models.defaults(config.load(pipeline)["model"]["name"])
+    return ([f"model.{k}={width}" for k in WIDTH_KEYS if k in options]
+            + (["model.decay_start=1.0"] if "decay_start" in options else []))
+
+
+def _row_key(name: str, seed: int, args) -> str:
+    return json.dumps([name, seed, args.minutes, args.size, args.batch, args.width, args.test_count])
+
+
+def _train_variant(name: str, seed: int, root: str, test_photos, truth_small, extractor, args,
+                   base_steps: int | None) -> dict:
+    pipeline, overrides = VARIANTS[name]
+    epochs = -(-base_steps // STEPS_PER_EPOCH) if base_steps else 100000
+    out = os.path.join(args.work, "runs", f"{pipeline}-{seed}")
+    cfg = config.load(pipeline, [
+        f'data.monet="{root}"', f'data.photo="{root}"', f"data.image_size={args.size}",
+        f"train.batch_size={args.batch}", "train.epochs=100000", f"train.steps_per_epoch={STEPS_PER_EPOCH}",
+        "train.samples=4", f"train.seed={seed}", f'output.dir="{out}"',
+        *_model_overrides(pipeline, args.width), *(o.format(base_epochs=epochs) for o in overrides)])
+    if os.path.isdir(out):
+        shutil.rmtree(out)  # a fresh run each time: never resume another variant's checkpoint
+    limit = TimeLimit(args.minutes * 60)
+    print(f"training {name} (seed {seed}) for {args.minutes} min at {args.size} px…", flush=True)
+    started = time.monotonic()
+    run = train.train(cfg, callbacks=[limit], verbose=0, use_budget=False)
+    seconds = time.monotonic() - started
+    fake = translate(run.model.translator, test_photos, args.size)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"model": name, "seed": seed, "steps": int(run.step.numpy()), "seconds": round(seconds, 1),
+            **paired_scores(fake, truth_small, extractor)}
 
 
 def run_paired(args) -> list[dict]:
+    """One row per (variant, seed), plus the identity baseline; finished rows are kept in
+    `--work`/paired/rows.jsonl, so an interrupted run picks up where it stopped."""
     from gan_tpu.metrics import get_extractor
 
     realdata = _realdata(args.realdata)
     root, test_photos, truth = prepare_paired(realdata, args.work, args.test_count)
     truth_small = _small(truth, args.size).numpy()
     extractor = get_extractor("tiny")
-    rows = [{"model": "identity (photo unchanged)", "seed": 0, "steps": 0,
+    done_file = os.path.join(root, "rows.jsonl")
+    done = {}
+    if os.path.isfile(done_file):
+        for line in open(done_file):
+            entry = json.loads(line)
+            done[entry["key"]] = entry["row"]
+    rows = [{"model": "identity (photo unchanged)", "seed": 0, "steps": 0, "seconds": 0.0,
              **paired_scores(_small(test_photos, args.size).numpy(), truth_small, extractor)}]
-    for name in args.models:
-        pipeline, overrides = VARIANTS[name]
-        if not os.path.isfile(os.path.join(config.PIPELINES_DIR, f"{pipeline}.toml")):
-            print(f"skipping {name}: no pipelines/{pipeline}.toml yet")
-            continue
+    names = list(args.models)
+    if "cyclegan, LR decay" in names and BASE not in names:
+        names.insert(0, BASE)  # the decay row's length is the base row's
+    for name in names:
         for seed in range(args.seeds):
-            out = os.path.join(args.work, "runs", f"{pipeline}-{len(rows)}-{seed}")
-            cfg = config.load(pipeline, [
-                f'data.monet="{root}"', f'data.photo="{root}"', f"data.image_size={args.size}",
-                f"train.batch_size={args.batch}", "train.epochs=100000", "train.steps_per_epoch=50",
-                "train.samples=4", f"train.seed={seed}", f'output.dir="{out}"',
-                *_model_overrides(pipeline, args.width), *overrides])
-            if os.path.isdir(out):
-                import shutil
-
-                shutil.rmtree(out)
-            limit = TimeLimit(args.minutes * 60)
-            print(f"training {name} (seed {seed}) for {args.minutes} min at {args.size} px…", flush=True)
-            run = train.train(cfg, callbacks=[limit], verbose=0, use_budget=False)
-            fake = translate(run.model.translator, test_photos, args.size)
-            rows.append({"model": name, "seed": seed, "steps": int(run.step.numpy()),
-                         **paired_scores(fake, truth_small, extractor)})
-            print(json.dumps(rows[-1]), flush=True)
+            key = _row_key(name, seed, args)
+            if key in done:
+                print(f"{name} (seed {seed}): kept from {done_file}", flush=True)
+                rows.append(done[key])
+                continue
+            base = next((r["steps"] for r in rows if r["model"] == BASE and r["seed"] == seed), None)
+            try:
+                row = _train_variant(name, seed, root, test_photos, truth_small, extractor, args,
+                                     base if "{base_epochs}" in " ".join(VARIANTS[name][1]) else None)
+            except Exception as err:  # one model's failure must not cost the others' half hour
+                print(f"{name} (seed {seed}) failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+                rows.append({"model": name, "seed": seed, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
+                continue
+            rows.append(row)
+            with open(done_file, "a") as fh:
+                fh.write(json.dumps({"key": key, "row": row}) + "\n")
+            print(json.dumps(row), flush=True)
     return rows
 
 
-def paired_table(rows: list[dict], args) -> str:
+def paired_command(args) -> str:
+    models = "" if set(args.models) == set(VARIANTS) else " --models " + " ".join(repr(m) for m in args.models)
+    return (f"python bench/bench_quality.py paired --minutes {args.minutes} --size {args.size} "
+            f"--seeds {args.seeds} --width {args.width} --batch {args.batch} --test-count {args.test_count}{models}")
+
+
+def paired_table(rows: list[dict], args) -> list[str]:
     lines = [
-        f"Paired-truth style benchmark: {args.minutes} min of training per model and seed at "
-        f"{args.size} px, batch {args.batch}, widths ngf = ndf = {args.width}, on {_machine()}; "
-        f"{args.test_count} held-out photos (testB). L1, PSNR and SSIM against the painterly "
-        f"filter's output for the same photos (lower L1, higher PSNR/SSIM are better); FID/KID "
-        f"with the `tiny` extractor against the filtered set (not comparable with Kaggle's scores).",
-        "",
-        f"Command: `python bench/bench_quality.py paired --minutes {args.minutes} --size {args.size} "
-        f"--seeds {args.seeds}`",
+        f"{args.minutes} min of training per model and seed (compilation included) at "
+        f"{args.size} px, batch {args.batch}, widths ngf = ndf = {args.width}; {args.test_count} "
+        f"held-out photos (testB). Domain A: half of monet2photo/trainB_first1200; domain B: the "
+        f"other half through `bench/painterly.py`. L1, PSNR and SSIM against the filter's output "
+        f"for the same held-out photos (lower L1, higher PSNR/SSIM are better); FID/KID with the "
+        f"`tiny` extractor against the filtered set (not comparable with Kaggle's scores). LR "
+        f"decay is off in every row but \"cyclegan, LR decay\", which runs for the base row's "
+        f"steps and decays over their second half. With several seeds: median ± standard deviation.",
         "",
         "| model | seeds | steps | L1 | PSNR (dB) | SSIM | FID (tiny) | KID (tiny) |",
         "|---|---|---|---|---|---|---|---|",
@@ -202,21 +255,19 @@ def paired_table(rows: list[dict], args) -> str:
     for row in rows:
         by_model.setdefault(row["model"], []).append(row)
     for model, group in by_model.items():
+        failed = [r["error"] for r in group if "error" in r]
+        group = [r for r in group if "error" not in r]
+        if not group:
+            lines.append(f"| {model} | failed: {failed[0]} | | | | | | |")
+            continue
+
         def cell(key, fmt):
             values = np.array([r[key] for r in group])
-            text = fmt.format(np.median(values))
-            return text + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+            return fmt.format(np.median(values)) + (f" ± {fmt.format(np.std(values))}" if len(values) > 1 else "")
         lines.append(f"| {model} | {len(group)} | {int(np.median([r['steps'] for r in group]))} | "
                      f"{cell('l1', '{:.4f}')} | {cell('psnr', '{:.2f}')} | {cell('ssim', '{:.3f}')} | "
                      f"{cell('fid', '{:.2f}')} | {cell('kid', '{:.4f}')} |")
-    return "\n".join(lines)
-
-
-def _machine() -> str:
-    import platform
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{os.cpu_count()}-core {platform.machine()} CPU" + (f" + {len(gpus)} GPU" if gpus else "")
+    return lines
 
 
 def run_monet(args) -> dict:
@@ -231,8 +282,6 @@ def run_monet(args) -> dict:
         f"data.image_size={args.size}", f"train.batch_size={args.batch}", "train.epochs=100000",
         "train.steps_per_epoch=100", f'output.dir="{out}"', *_model_overrides("cyclegan", args.width)])
     if os.path.isdir(out):
-        import shutil
-
         shutil.rmtree(out)
     print(f"training cyclegan on Monet vs photos for {args.minutes} min at {args.size} px…", flush=True)
     limit = TimeLimit(args.minutes * 60)
@@ -257,18 +306,29 @@ def run_monet(args) -> dict:
                          kid_subset_size=min(50, len(fakes)), log=lambda m: None, cache_dir=args.work)
     result = {"steps": int(run.step.numpy()), "minutes": args.minutes, "size": args.size,
               "width": args.width, "grid": os.path.relpath(grid_path, os.path.dirname(HERE)),
-              "table": format_scores(scores, 0.1), "machine": _machine()}
+              "table": format_scores(scores, 0.1)}
     print("\n".join(result["table"]))
     return result
 
 
-def _write_section(results: str, name: str, text: str) -> str:
-    os.makedirs(results, exist_ok=True)
-    path = os.path.join(results, f"{name}.md")
-    with open(path + ".tmp", "w") as fh:
-        fh.write(text + "\n")
-    os.replace(path + ".tmp", path)
-    return path
+def publish(name: str, body: list[str], command: str, seconds: float, args) -> None:
+    """The section to `--results`/NAME.md and, unless `--benchmarks ""`, into BENCHMARKS.md."""
+    from bench_suite import machine, merge, render
+
+    section = render(name, body, command, seconds, machine())
+    print(section, flush=True)
+    targets = [os.path.join(args.results, f"{name}.md")]
+    if args.benchmarks:
+        targets.append(args.benchmarks)
+    os.makedirs(args.results, exist_ok=True)
+    for path in targets:
+        text = section + "\n"
+        if path == args.benchmarks:
+            text = merge(open(path).read() if os.path.isfile(path) else "", {name: section})
+        with open(path + ".tmp", "w") as fh:
+            fh.write(text)
+        os.replace(path + ".tmp", path)
+        print(f"wrote {path}")
 
 
 def main(argv=None) -> int:
@@ -277,6 +337,8 @@ def main(argv=None) -> int:
     parser.add_argument("--realdata", default=os.environ.get("GAN_TPU_REALDATA", os.path.join(DEFAULT_REALDATA, "monet2photo")))
     parser.add_argument("--work", default=os.path.join(os.path.dirname(HERE), ".bench_work"))
     parser.add_argument("--results", default=RESULTS, help="where the tables and the grid go")
+    parser.add_argument("--benchmarks", default=os.path.join(os.path.dirname(HERE), "BENCHMARKS.md"),
+                        help='the section is merged into this file too ("" for none)')
     parser.add_argument("--minutes", type=float, default=None, help="training per model and seed")
     parser.add_argument("--size", type=int, default=None, help="training resolution")
     parser.add_argument("--batch", type=int, default=4)
@@ -285,25 +347,26 @@ def main(argv=None) -> int:
     parser.add_argument("--test-count", type=int, default=120)
     parser.add_argument("--models", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="MODEL")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     try:
         if args.what == "paired":
-            args.minutes = 3.0 if args.minutes is None else args.minutes
+            args.minutes = 2.0 if args.minutes is None else args.minutes
             args.size = 64 if args.size is None else args.size
-            table = paired_table(run_paired(args), args)
-            print(table)
-            print(f"wrote {_write_section(args.results, 'quality', table)}")
+            body = paired_table(run_paired(args), args)
+            publish("quality", body, paired_command(args), time.monotonic() - started, args)
         else:
             args.minutes = 10.0 if args.minutes is None else args.minutes
             args.size = 128 if args.size is None else args.size
             result = run_monet(args)
-            text = (f"A real Monet run: `cyclegan` (U-Net, widths {result['width']}) trained "
-                    f"{result['minutes']} min ({result['steps']} steps) at {result['size']} px on "
-                    f"{result['machine']} on monet2photo trainA vs trainB_first1200; held-out photos "
-                    f"(testB) translated and scored against testA with the `tiny` extractor (not "
-                    f"comparable with Kaggle's scores). Grid: `{result['grid']}`.\n\n"
-                    f"Command: `python bench/bench_quality.py monet --minutes {result['minutes']} "
-                    f"--size {result['size']} --test-count {args.test_count}`\n\n```\n" + "\n".join(result["table"]) + "\n```")
-            print(f"wrote {_write_section(args.results, 'monet', text)}")
+            body = [f"`cyclegan` (U-Net, widths {result['width']}) trained {result['minutes']} min "
+                    f"({result['steps']} steps) at {result['size']} px on monet2photo trainA vs "
+                    f"trainB_first1200; held-out photos (testB) translated and scored against testA "
+                    f"with the `tiny` extractor (not comparable with Kaggle's scores). Grid: "
+                    f"`{result['grid']}`.", "", "```", *result["table"], "```"]
+            command = (f"python bench/bench_quality.py monet --minutes {result['minutes']} "
+                       f"--size {result['size']} --width {args.width} --batch {args.batch} "
+                       f"--test-count {args.test_count}")
+            publish("monet", body, command, time.monotonic() - started, args)
     except UserError as err:
         print(f"bench_quality: error: {err}", file=sys.stderr)
         return 2

@@ -42,6 +42,9 @@ TITLES = {
     "train_step": "Train step time at 128 px",
     "generate": "Generation + zip: images/s",
     "score": "Scoring: 10,000 x 2,048 features, and float32 vs float64",
+    # written by bench/bench_quality.py (`make bench-quality`, `make bench-monet`)
+    "quality": "Paired-truth style benchmark (quality, not speed)",
+    "monet": "A real Monet run (quality, not speed)",
 }
 HEADER = """# Benchmarks
 

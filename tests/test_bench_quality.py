@@ -34,12 +34,25 @@ def test_paired_benchmark_smoke(tmp_path, capsys):
         os.makedirs(real / folder)
         for i, image in enumerate(_photos(n, seed=n)):
             tf.io.write_file(str(real / folder / f"{i:03d} x.jpg"), tf.io.encode_jpeg(image))
-    code = bench_quality.main(["paired", "--realdata", str(real), "--work", str(tmp_path / "work"), "--results", str(tmp_path),
-                               "--minutes", "0.05", "--size", "32", "--width", "4", "--batch", "2",
-                               "--test-count", "4", "--models", "cyclegan (U-Net, bce)"])
-    assert code == 0
+    args = ["paired", "--realdata", str(real), "--work", str(tmp_path / "work"), "--results", str(tmp_path),
+            "--minutes", "0.05", "--size", "32", "--width", "4", "--batch", "2",
+            "--test-count", "4", "--models", "cyclegan, LR decay", "--benchmarks", str(tmp_path / "BENCHMARKS.md")]
+    assert bench_quality.main(args) == 0
     table = (tmp_path / "quality.md").read_text()
-    assert "| identity (photo unchanged) | 1 | 0 |" in table and "| cyclegan (U-Net, bce) | 1 |" in table
+    assert "| identity (photo unchanged) | 1 | 0 |" in table
+    # the decay row needs the base row's length, so asking for it alone runs the base too
+    assert "| cyclegan (pipeline default) | 1 |" in table and "| cyclegan, LR decay | 1 |" in table
+    capsys.readouterr()
+    # finished rows are kept: a rerun (e.g. after an interruption) trains nothing again
+    assert bench_quality.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("kept from") == 2 and "training cyclegan" not in out
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert [line for line in (tmp_path / "quality.md").read_text().splitlines() if line.startswith("| ")] == rows
+    # and the same section, between its markers, in BENCHMARKS.md
+    benchmarks = (tmp_path / "BENCHMARKS.md").read_text()
+    assert benchmarks.startswith("# Benchmarks") and "<!-- bench:quality -->" in benchmarks
+    assert all(line in benchmarks for line in rows)
 
 
 def test_missing_realdata_is_a_clear_error(tmp_path, capsys):
