@@ -20,11 +20,16 @@ def instance_norm(name: str | None = None) -> keras.layers.Layer:
 
 
 def norm_layer(kind: str, name: str | None = None) -> keras.layers.Layer:
-    """"instance", "layer" (over H, W, C per image) or "batch" (synchronized across replicas)."""
+    """"instance", "layer", "batch" (synchronized across replicas) or "none".
+
+    "layer" normalizes over H, W and C per image with a per-channel scale and offset (one
+    group), as layer norm in convolutional GANs does: Keras' LayerNormalization over
+    H, W, C would learn a per-pixel affine, tying the network to its training size.
+    """
     if kind == "instance":
         return instance_norm(name)
     if kind == "layer":
-        return keras.layers.LayerNormalization(axis=[-3, -2, -1], epsilon=1e-5, name=name)
+        return keras.layers.GroupNormalization(groups=1, epsilon=1e-5, name=name)
     if kind == "batch":  # JAX (DataParallel/GSPMD) computes batch statistics over the global batch anyway
         return keras.layers.BatchNormalization(synchronized=keras.backend.backend() == "tensorflow", name=name)
     if kind == "none":

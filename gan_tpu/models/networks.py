@@ -6,18 +6,7 @@ import math
 import keras
 from keras import layers
 
-from gan_tpu.layers import ReflectionPadding2D, weight_init
-from gan_tpu.layers import norm_layer as _shared_norm_layer
-
-
-def norm_layer(kind: str, name: str | None = None) -> keras.layers.Layer:
-    """`gan_tpu.layers.norm_layer`, except that "layer" normalizes over H, W and C per image
-    with a per-channel scale and offset (one group: `GroupNormalization(groups=1)`), as
-    layer norm in convolutional GANs does; a per-pixel affine would tie the network to
-    its training size and add H·W·C parameters per layer."""
-    if kind == "layer":
-        return layers.GroupNormalization(groups=1, epsilon=1e-5, name=name)
-    return _shared_norm_layer(kind, name)
+from gan_tpu.layers import ReflectionPadding2D, norm_layer, weight_init
 
 
 def _down(x, filters, *, norm, name, use_norm=True):

@@ -12,8 +12,7 @@ import math
 import keras
 from keras import layers
 
-from gan_tpu.layers import weight_init
-from gan_tpu.models.networks import norm_layer  # "layer": per-channel affine, as in Gulrajani et al.
+from gan_tpu.layers import norm_layer, weight_init  # "layer": per-channel affine, as in Gulrajani et al.
 
 
 def _levels(image_size: int, smallest: int = 4) -> int:
