@@ -34,11 +34,13 @@ def at_size(generator: keras.Model, size: int = SUBMISSION_SIZE):
 def sampler_at_size(model, size: int = SUBMISSION_SIZE):
     """A noise model's `sample(batch_index, batch_size)`, resized (bilinear) to `size` px."""
 
+    from keras import ops  # not tf.image: this also runs under Keras' JAX backend
+
     def sample(batch_index, batch_size: int):
         images = model.sample(batch_index, batch_size)
         if int(images.shape[1]) == size:
             return images
-        return tf.clip_by_value(tf.image.resize(images, [size, size], method="bilinear"), -1.0, 1.0)
+        return ops.clip(ops.image.resize(images, (size, size), interpolation="bilinear"), -1.0, 1.0)
 
     return sample
 

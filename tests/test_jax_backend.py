@@ -87,11 +87,12 @@ def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host 
     out["replicas"] = devices.num_replicas_in_sync
 
     # Every registered model: two steps on a global batch of 4 (2 per device).
-    out["models"] = {}
+    out["models"], trained_models = {}, {}
     for name in models_to_train():
         keras.utils.set_random_seed(1)
         model = models.build(name, image_size=SIZE, **tiny_options(name))
         model.compile(jit_compile=True)
+        trained_models[name] = model
         before = {k: [np.array(v) for v in net.trainable_variables] for k, net in model.networks.items()}
         ds = tf.data.Dataset.from_tensors(batch(3, n=4)).repeat()
         logs = model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0).history
@@ -125,6 +126,13 @@ def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host 
     result = write_submission(translator.at_size(model.translator), photos, os.path.join(folder, "jax.zip"),
                               strategy=devices, batch_size=4, allow_any_count=True, progress=False)
     out["zip_count"] = result.count
+    noise = trained_models.get("dcgan")  # a noise model trained at 32 px, sampled at 256 px inside jax.jit
+    if noise is not None:
+        import jax
+
+        sampled = np.asarray(jax.jit(lambda index: translator.sampler_at_size(noise)(index, 4))(3))
+        np.save(os.path.join(folder, "jax_noise_256.npy"), sampled)
+        np.save(os.path.join(folder, "jax_noise_32.npy"), np.asarray(noise.sample(3, 4)))
 
     logs = model.fit(tf.data.Dataset.from_tensors((x["monet"], x["photo"])), epochs=1, steps_per_epoch=1,
                      verbose=0).history
@@ -250,6 +258,11 @@ def test_generation_on_jax_writes_the_same_images(jax_run):
             y = tf.io.decode_jpeg(b.read(name)).numpy().astype(np.float32)
             assert x.shape == y.shape == (256, 256, 3)
             assert np.abs(x - y).mean() < 1.0, name  # mean pooling vs TF's area resize: rounding apart
+    if "dcgan" in models_to_train():  # a noise model below 256 px: resized in keras.ops, jittable
+        small, large = np.load(os.path.join(folder, "jax_noise_32.npy")), np.load(os.path.join(folder, "jax_noise_256.npy"))
+        assert small.shape == (4, SIZE, SIZE, 3) and large.shape == (4, 256, 256, 3)
+        expected = tf.image.resize(small, [256, 256], method="bilinear").numpy()
+        np.testing.assert_allclose(large, np.clip(expected, -1, 1), rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
 def test_the_cli_chooses_the_backend_from_the_pipeline_before_keras_loads(tmp_path, capsys):
