@@ -153,7 +153,13 @@ def cmd_generate(args) -> int:
     _setup_logging()
     if not (args.run or args.checkpoint):
         raise_user("give --run DIR or --checkpoint PATH")
+    if args.truncation is not None and args.truncation < 0:
+        raise_user(f"--truncation {args.truncation}: must be 0 (off) or positive")
     run, generator = translator.load(args.run, args.checkpoint)
+    if args.truncation is not None:
+        if run is None or getattr(run.model, "kind", "translation") != "noise":
+            raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan) samples latents")
+        run.model.truncation = float(args.truncation)
     if run is None:  # a bare .keras generator: no run config to read defaults from
         return _generate_from_keras(generator, args)
     photos = args.photos or run.cfg["data"]["photo"]
@@ -224,6 +230,9 @@ def register(subparsers) -> None:
     p.add_argument("--run", help="a run directory (its config and latest checkpoint)")
     p.add_argument("--checkpoint", help="a checkpoint prefix (runs/x/checkpoints/ckpt-N) or a .keras generator")
     p.add_argument("--photos", help="photos to translate (default: the run's data.photo)")
+    p.add_argument("--truncation", type=float, metavar="T",
+                   help="noise models: redraw latents beyond ±T, trading variety for quality "
+                        "(0: off; default: the run's model.truncation)")
     add_generate_args(p)
     p.set_defaults(func=cmd_generate)
 

@@ -210,3 +210,22 @@ def test_generate_7000_samples_from_a_dcgan_run_writes_a_valid_zip(dcgan_run, tm
     assert cli.main(["generate", "--checkpoint", os.path.join(dcgan_run, "generator.keras"),
                      "--photos", dcgan_run, "--out", str(tmp_path / "x.zip")]) == 2
     assert "a noise model's generator" in capsys.readouterr().err
+
+
+def test_generate_truncation_changes_the_latents_and_rejects_bad_values(dcgan_run, tmp_path, capsys):
+    def first_images(*extra):
+        out = str(tmp_path / f"t{len(extra)}.zip")
+        assert cli.main(["generate", "--run", dcgan_run, "--count", "4", "--allow-any-count", "--out", out,
+                         "--no-progress", *extra]) == 0
+        with zipfile.ZipFile(out) as zf:
+            return [zf.read(n) for n in sorted(zf.namelist())]
+
+    plain, truncated = first_images(), first_images("--truncation", "0.5")
+    assert len(plain) == len(truncated) == 4 and plain != truncated
+    assert first_images("--truncation", "0") == plain  # 0 is off
+    capsys.readouterr()
+    assert cli.main(["generate", "--run", dcgan_run, "--truncation", "-1", "--out", str(tmp_path / "x.zip")]) == 2
+    assert "--truncation -1.0: must be 0 (off) or positive" in capsys.readouterr().err
+    assert cli.main(["generate", "--checkpoint", os.path.join(dcgan_run, "generator.keras"), "--photos", dcgan_run,
+                     "--truncation", "0.5", "--out", str(tmp_path / "x.zip")]) == 2
+    assert "--truncation: only a noise model's run" in capsys.readouterr().err
