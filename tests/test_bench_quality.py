@@ -36,12 +36,12 @@ def test_paired_benchmark_smoke(tmp_path, capsys):
             tf.io.write_file(str(real / folder / f"{i:03d} x.jpg"), tf.io.encode_jpeg(image))
     args = ["paired", "--realdata", str(real), "--work", str(tmp_path / "work"), "--results", str(tmp_path),
             "--minutes", "0.05", "--size", "32", "--width", "4", "--batch", "2",
-            "--test-count", "4", "--models", "cyclegan, LR decay", "--benchmarks", str(tmp_path / "BENCHMARKS.md")]
+            "--test-count", "4", "--models", "reference, LR decay", "--benchmarks", str(tmp_path / "BENCHMARKS.md")]
     assert bench_quality.main(args) == 0
     table = (tmp_path / "quality.md").read_text()
     assert "| identity (photo unchanged) | 1 | 0 |" in table
     # the decay row needs the base row's length, so asking for it alone runs the base too
-    assert "| cyclegan (pipeline default) | 1 |" in table and "| cyclegan, LR decay | 1 |" in table
+    assert "| cyclegan reference | 1 |" in table and "| reference, LR decay | 1 |" in table
     capsys.readouterr()
     # finished rows are kept: a rerun (e.g. after an interruption) trains nothing again
     assert bench_quality.main(args) == 0
@@ -58,3 +58,28 @@ def test_paired_benchmark_smoke(tmp_path, capsys):
 def test_missing_realdata_is_a_clear_error(tmp_path, capsys):
     assert bench_quality.main(["paired", "--realdata", str(tmp_path), "--work", str(tmp_path)]) == 2
     assert "no monet2photo images" in capsys.readouterr().err
+
+
+def test_each_cyclegan_row_changes_one_thing_from_the_reference():
+    from gan_tpu import config
+
+    def settings(name):
+        pipeline, overrides = bench_quality.VARIANTS[name]
+        cfg = config.load(pipeline, [*bench_quality._model_overrides(pipeline, 32),
+                                     *(o.format(base_epochs=9) for o in overrides)])
+        return {(section, key): value for section in ("data", "model") for key, value in cfg[section].items()}
+
+    reference = settings(bench_quality.BASE)
+    # pinned, so the rows mean the same whatever pipelines/cyclegan.toml ships today
+    assert reference[("model", "label_smoothing")] == 0.1 and reference[("data", "augment")] is True
+    changed = {name: sorted(k for k, v in settings(name).items() if v != reference[k])
+               for name, (pipeline, _) in bench_quality.VARIANTS.items()
+               if pipeline == "cyclegan" and name != bench_quality.BASE}
+    assert changed == {
+        "reference, no label smoothing": [("model", "label_smoothing")],
+        "reference, no DiffAugment": [("model", "diff_augment")],
+        "reference, no data augmentation": [("data", "augment")],
+        "reference, lsgan loss": [("model", "adversarial")],
+        "reference, image pool 50": [("model", "pool_size")],
+        "reference, LR decay": [("model", "decay_start")],  # 0.5 here, 1.0 (off) in every other row
+    }
