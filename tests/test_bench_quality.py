@@ -83,3 +83,20 @@ def test_each_cyclegan_row_changes_one_thing_from_the_reference():
         "reference, image pool 50": [("model", "pool_size")],
         "reference, LR decay": [("model", "decay_start")],  # 0.5 here, 1.0 (off) in every other row
     }
+
+
+def test_monet_run_smoke_writes_grid_scores_and_section(tmp_path):
+    real = tmp_path / "monet2photo"
+    for folder, n in (("trainA", 4), ("trainB_first1200", 4), ("testA", 6), ("testB", 6)):
+        os.makedirs(real / folder)
+        for i, image in enumerate(_photos(n, seed=len(folder) + n)):
+            tf.io.write_file(str(real / folder / f"{i:03d}.jpg"), tf.io.encode_jpeg(image))
+    assert bench_quality.main(["monet", "--realdata", str(real), "--work", str(tmp_path / "work"),
+                               "--results", str(tmp_path), "--benchmarks", str(tmp_path / "BENCHMARKS.md"),
+                               "--minutes", "0.05", "--size", "32", "--width", "4", "--batch", "2",
+                               "--test-count", "6"]) == 0
+    grid = tf.io.decode_png(tf.io.read_file(str(tmp_path / "monet_grid.png"))).numpy()
+    assert grid.shape == (6 * 256 // 2, 2 * 256 // 2, 3)  # 6 rows of photo | translation, halved
+    section = (tmp_path / "monet.md").read_text()
+    assert "FID:" in section and "6 generated, 6 reference" in section
+    assert "<!-- bench:monet -->" in (tmp_path / "BENCHMARKS.md").read_text()
