@@ -167,7 +167,8 @@ def _model_overrides(pipeline: str, width: int) -> list[str]:
 
 
 def _row_key(name: str, seed: int, args) -> str:
-    return json.dumps([name, seed, args.minutes, args.size, args.batch, args.width, args.test_count])
+    """What makes a row: its recipe as well as its name, so an edited recipe runs again."""
+    return json.dumps([name, VARIANTS[name], seed, args.minutes, args.size, args.batch, args.width, args.test_count])
 
 
 def _train_variant(name: str, seed: int, root: str, test_photos, truth_small, extractor, args,
