@@ -51,3 +51,22 @@ def two_replicas() -> tf.distribute.MirroredStrategy:
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
                                           cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def trainable_weights(model) -> list[np.ndarray]:
+    """Every network's trainable weights, as NumPy arrays."""
+    return [v.numpy() for net in model.networks.values() for v in net.trainable_variables]
+
+
+def overfit(model, batch, steps: int = 50) -> dict:
+    """`steps` XLA-compiled train steps on one batch: the step, the weights before and after
+    the first, the first step's logs and the later steps' logs."""
+    step = tf.function(model.train_step, jit_compile=True, autograph=False)
+    before = trainable_weights(model)
+    first = {k: float(v) for k, v in step(batch).items()}
+    after = trainable_weights(model)
+    history = []
+    for _ in range(steps - 1):
+        model.reset_metrics()
+        history.append({k: float(v) for k, v in step(batch).items()})
+    return dict(step=step, before=before, after=after, first=first, history=history)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from gan_tpu import models
 from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior, kl_to_standard_normal
-from tests.helpers import smooth_images, two_replicas
+from tests.helpers import overfit, smooth_images, trainable_weights, two_replicas
 
 TINY = dict(ngf=8, ndf=4, nef=4, n_blocks=1)
 
@@ -19,28 +19,15 @@ def _images(seed=2):
     return tf.image.resize(images, [32, 32])
 
 
-def _weights(model):
-    return [v.numpy() for net in model.networks.values() for v in net.trainable_variables]
-
-
 @pytest.fixture(scope="module")
 def compiled():
     """The model, its XLA step, the first step's logs and weights, and 50 overfitting steps."""
     tf.keras.utils.set_random_seed(4)
     model = models.build("bayesian_cyclegan", image_size=32, lr=1e-3, **TINY)
     model.compile(jit_compile=True)
-    step = tf.function(model.train_step, jit_compile=True, autograph=False)
     images = _images()
-    batch = (images[:4], images[4:])
-    before = _weights(model)
     seeds = [s.seed_state.numpy().copy() for s in model.samplers]
-    first = {k: float(v) for k, v in step(batch).items()}
-    after = _weights(model)
-    history = []
-    for _ in range(49):
-        model.reset_metrics()
-        history.append({k: float(v) for k, v in step(batch).items()})
-    return dict(model=model, before=before, after=after, first=first, history=history, seeds=seeds)
+    return dict(model=model, seeds=seeds, **overfit(model, (images[:4], images[4:])))
 
 
 def test_registered_with_the_authors_defaults():
@@ -110,7 +97,7 @@ def _one_eager_step(strategy, batch):
             sampler.noise = False
         model.compile(jit_compile=False, run_eagerly=True)
     model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
-    return _weights(model)
+    return trainable_weights(model)
 
 
 def test_two_replicas_equal_one_replica_with_the_same_global_batch():

@@ -12,7 +12,7 @@ import tensorflow as tf
 from gan_tpu import models
 from gan_tpu.models.ugatit import min_discriminator_size, sigmoid_cross_entropy, ugatit_discriminator
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
-from tests.helpers import smooth_images, two_replicas
+from tests.helpers import overfit, smooth_images, trainable_weights, two_replicas
 
 # 32 px: the 7-layer global discriminator needs 96 px, so tests use 5 (global) and 4 (local)
 TINY = dict(ngf=8, ndf=4, n_blocks=1, global_layers=5, local_layers=4)
@@ -21,10 +21,6 @@ TINY = dict(ngf=8, ndf=4, n_blocks=1, global_layers=5, local_layers=4)
 def _images(seed=2):
     images = smooth_images(8, seed=seed).astype(np.float32) / 127.5 - 1.0
     return tf.image.resize(images, [32, 32])
-
-
-def _weights(model):
-    return [v.numpy() for net in model.networks.values() for v in net.trainable_variables]
 
 
 def _rhos(model):
@@ -37,17 +33,9 @@ def compiled():
     tf.keras.utils.set_random_seed(3)
     model = models.build("ugatit", image_size=32, lr=1e-3, **TINY)
     model.compile(jit_compile=True)
-    step = tf.function(model.train_step, jit_compile=True, autograph=False)
     images = _images()
     batch = (images[:4], images[4:])
-    before = _weights(model)
-    first = {k: float(v) for k, v in step(batch).items()}
-    after = _weights(model)
-    history = []
-    for _ in range(49):
-        model.reset_metrics()
-        history.append({k: float(v) for k, v in step(batch).items()})
-    return dict(model=model, step=step, batch=batch, before=before, after=after, first=first, history=history)
+    return dict(model=model, batch=batch, **overfit(model, batch))
 
 
 def test_registered_with_the_authors_defaults():
@@ -166,7 +154,7 @@ def _one_eager_step(strategy, batch):
         model = models.build("ugatit_light", image_size=32, **TINY)
         model.compile(jit_compile=False, run_eagerly=True)
     model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
-    return _weights(model) + [v.numpy() for net in model.discriminators for v in net.non_trainable_variables]
+    return trainable_weights(model) + [v.numpy() for net in model.discriminators for v in net.non_trainable_variables]
 
 
 def test_two_replicas_equal_one_replica_with_the_same_global_batch():
