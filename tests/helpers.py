@@ -70,3 +70,14 @@ def overfit(model, batch, steps: int = 50) -> dict:
         model.reset_metrics()
         history.append({k: float(v) for k, v in step(batch).items()})
     return dict(step=step, before=before, after=after, first=first, history=history)
+
+
+def one_eager_step(strategy, build, batch, seed: int = 7):
+    """A model from `build()` made under `strategy`, after one eager `fit` step on `batch`
+    (the one- vs two-replica comparisons)."""
+    tf.keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = build()
+        model.compile(jit_compile=False, run_eagerly=True)
+    model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
+    return model

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from gan_tpu import models
 from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior, kl_to_standard_normal
-from tests.helpers import overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
 
 TINY = dict(ngf=8, ndf=4, nef=4, n_blocks=1)
 
@@ -90,14 +90,13 @@ def test_translator_save_and_load_give_identical_outputs(tmp_path):
 
 
 def _one_eager_step(strategy, batch):
-    tf.keras.utils.set_random_seed(7)
-    with strategy.scope():
+    def build():
         model = models.build("bayesian_cyclegan", image_size=32, **TINY)
         for sampler in model.samplers:
             sampler.noise = False
-        model.compile(jit_compile=False, run_eagerly=True)
-    model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
-    return trainable_weights(model)
+        return model
+
+    return trainable_weights(one_eager_step(strategy, build, batch))
 
 
 def test_two_replicas_equal_one_replica_with_the_same_global_batch():

@@ -12,7 +12,7 @@ import tensorflow as tf
 from gan_tpu import models
 from gan_tpu.models.ugatit import min_discriminator_size, sigmoid_cross_entropy, ugatit_discriminator
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
-from tests.helpers import overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
 
 # 32 px: the 7-layer global discriminator needs 96 px, so tests use 5 (global) and 4 (local)
 TINY = dict(ngf=8, ndf=4, n_blocks=1, global_layers=5, local_layers=4)
@@ -149,11 +149,7 @@ def test_translator_save_and_load_give_identical_outputs(tmp_path):
 
 
 def _one_eager_step(strategy, batch):
-    tf.keras.utils.set_random_seed(7)
-    with strategy.scope():
-        model = models.build("ugatit_light", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-    model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
+    model = one_eager_step(strategy, lambda: models.build("ugatit_light", image_size=32, **TINY), batch)
     return trainable_weights(model) + [v.numpy() for net in model.discriminators for v in net.non_trainable_variables]
 
 
