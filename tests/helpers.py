@@ -81,3 +81,23 @@ def one_eager_step(strategy, build, batch, seed: int = 7):
         model.compile(jit_compile=False, run_eagerly=True)
     model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, steps_per_epoch=1, verbose=0)
     return model
+
+
+def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+    """Weights after one Adam step taken two ways (one vs two replicas, TF vs JAX) agree.
+
+    Adam's first step moves a weight by lr·g/(|g| + ε), ε = 1e-7: where |g| is near ε it
+    multiplies summation-order noise (float32 sums on several threads, replicas) by up to
+    lr/ε (seen here: 1 weight of 2,304, gradient 7.8e-8 against a median of 0.3, off by
+    4.5e-5 at lr 2e-4). So every weight lies within one step (lr) of the other side, and all
+    but 0.1 % of them within the tight tolerance a real bug would break.
+    """
+    assert len(one) == len(two), (len(one), len(two))
+    close = total = 0
+    for i, (a, b) in enumerate(zip(one, two)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, (i, a.shape, b.shape)
+        np.testing.assert_allclose(a, b, rtol=0, atol=lr, err_msg=f"weight {i} moved apart by more than one step")
+        close += int(np.isclose(a, b, rtol=rtol, atol=atol).sum())
+        total += a.size
+    assert close >= 0.999 * total, f"{total - close} of {total} weights differ beyond rtol {rtol}, atol {atol}"
