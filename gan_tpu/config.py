@@ -16,8 +16,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 from gan_tpu.errors import UserError
 
-KAGGLE_DATA = "/kaggle/input/gan-getting-started"
-LOCAL_DATA = "data/gan-getting-started"
 # Shipped pipelines: gan_tpu/pipelines (a link to the top-level pipelines/ in a checkout, a
 # real folder inside the wheel), else the checkout's pipelines/ (where links are not kept).
 PIPELINES_DIR = next((d for d in (Path(__file__).resolve().parent / "pipelines",

@@ -37,10 +37,6 @@ class Source:
     files: tuple[str, ...]
     count: int | None = None  # known without reading the data, else None
 
-    def describe(self) -> str:
-        where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files"
-        return f"{self.kind} ({where})"
-
 
 # --------------------------------------------------------------------------- resolution
 

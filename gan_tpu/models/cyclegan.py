@@ -18,10 +18,6 @@ from gan_tpu.models.networks import GENERATORS, patch_discriminator
 from gan_tpu.models.registry import register
 
 
-def adam(lr: float, beta_1: float, name: str) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, name=name)
-
-
 OPTIONS = dict(
     generator="unet",        # "unet" (starter notebook) or "resnet" (Zhu et al.'s ResNet-9)
     ngf=64,                  # generator base width
