@@ -19,6 +19,7 @@ and only the newest `max_to_keep` checkpoints are kept.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 
@@ -26,6 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from gan_tpu.errors import UserError
+
+log = logging.getLogger("gan_tpu")
 
 STATE_FILE = "checkpoint"
 _SUFFIXES = (".data-00000-of-00001", ".index")
@@ -66,17 +69,29 @@ def write(prefix: str, variables: dict[str, object]) -> str:
     return prefix
 
 
+class UnreadableCheckpoint(UserError):
+    """A checkpoint whose files are missing, truncated or corrupt."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
 def read(prefix: str, variables: dict[str, object], what: str) -> None:
-    """Assign the checkpoint's values to `variables`; a checkpoint of another model (missing
-    or extra names, other shapes) is a UserError naming `what` and changes nothing."""
+    """Assign the checkpoint's values to `variables`; changes nothing on failure.
+
+    Missing, truncated or corrupt files are an :class:`UnreadableCheckpoint`; a checkpoint
+    of another model (missing or extra names, other shapes) a UserError naming `what`.
+    """
     def refuse(reason: str):
         raise UserError(f"{prefix}: checkpoint does not fit model {what} ({reason})")
 
     try:
         reader = tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError) as err:
-        refuse(str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__)
-    shapes = reader.get_variable_to_shape_map()
+        shapes = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError, IndexError) as err:
+        raise UnreadableCheckpoint(f"{prefix}: unreadable checkpoint ({_first_line(err)})") from None
     missing = sorted(set(variables) - set(shapes))
     extra = sorted(set(shapes) - set(variables))
     if missing or extra:
@@ -85,10 +100,13 @@ def read(prefix: str, variables: dict[str, object], what: str) -> None:
     for name, v in variables.items():
         if tuple(shapes[name]) != tuple(v.shape):
             refuse(f"{name}: shape {tuple(shapes[name])} in the checkpoint, {tuple(v.shape)} in the model")
+    try:  # every value first: a truncated data file fails here, before any assignment
+        values = {name: reader.get_tensor(name) for name in variables}
+    except (tf.errors.OpError, ValueError, IndexError) as err:  # IndexError: "Read less bytes than requested"
+        raise UnreadableCheckpoint(f"{prefix}: unreadable checkpoint ({_first_line(err)})") from None
     for name, v in variables.items():
-        value = reader.get_tensor(name)
         dtype = v.dtype if isinstance(v.dtype, str) else v.dtype.name
-        v.assign(np.asarray(value).astype(dtype))
+        v.assign(np.asarray(values[name]).astype(dtype))
 
 
 def _number(path: str) -> int:
@@ -108,11 +126,22 @@ class CheckpointManager:
         self.checkpoints = self._listed()
 
     def _listed(self) -> list[str]:
-        state = tf.train.get_checkpoint_state(self.directory)
-        if state is None:
+        """The state file's checkpoints and any other `ckpt-N` files in the folder (a lost or
+        stale state file), oldest first, whether or not their files are complete."""
+        found: dict[int, str] = {}
+        if not tf.io.gfile.isdir(self.directory):
             return []
-        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        return [p for p in paths if tf.io.gfile.exists(p + ".index")]
+        state = tf.train.get_checkpoint_state(self.directory)
+        if state is not None:
+            for p in state.all_model_checkpoint_paths or [state.model_checkpoint_path]:
+                found[_number(p)] = p
+        own = re.compile(rf"^{re.escape(self.prefix)}-\d+(?=\.index$|\.data-\d+-of-\d+$)")
+        for name in tf.io.gfile.listdir(self.directory):
+            match = own.match(name)
+            if match:
+                path = os.path.join(self.directory, match.group(0))
+                found[_number(path)] = path
+        return [found[n] for n in sorted(found)]
 
     @property
     def latest_checkpoint(self) -> str | None:
@@ -145,6 +174,26 @@ class CheckpointManager:
             fh.write("\n".join(lines) + "\n")
         tf.io.gfile.rename(tmp, final, overwrite=True)
 
-    def restore(self, path: str, what: str) -> str:
-        read(path, self.variables, what)
-        return path
+    def restore(self, path: str | None, what: str) -> str | None:
+        """Restore `path`, or with None the newest readable checkpoint; returns what was
+        restored (None: the folder holds no checkpoint).
+
+        Going back from the newest, an unreadable checkpoint (a half-synced copy, a disk
+        error) is skipped with one warning naming it; none readable is a UserError naming
+        the folder. A `path` given explicitly is read or refused, never replaced.
+        """
+        if path is not None:
+            read(path, self.variables, what)
+            return path
+        for candidate in reversed(self.checkpoints):
+            try:
+                read(candidate, self.variables, what)
+            except UnreadableCheckpoint as err:
+                log.warning("skipping %s; trying an older checkpoint", err)
+                continue
+            self.checkpoints = [p for p in self.checkpoints if _number(p) <= _number(candidate)]
+            return candidate
+        if self.checkpoints:
+            raise UserError(f"{self.directory}: no readable checkpoint (all {len(self.checkpoints)} "
+                            f"have missing, truncated or corrupt files)")
+        return None

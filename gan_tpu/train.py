@@ -118,10 +118,9 @@ def spread_seeds(model, strategy) -> None:
 
 def restore(run: Run, path: str | None = None) -> str | None:
     """Restore the latest checkpoint (or `path`); returns what was restored, or None."""
-    path = path or run.manager.latest_checkpoint
-    if not path:
+    restored = run.manager.restore(path, repr(run.cfg["model"]["name"]))  # None: the newest readable
+    if restored is None:
         return None
-    restored = run.manager.restore(path, repr(run.cfg["model"]["name"]))
     spread_seeds(run.model, run.strategy)  # the restore gave every replica replica 0's seeds
     return restored
 

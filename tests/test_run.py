@@ -128,3 +128,51 @@ def test_checkpoint_from_another_model_is_refused(trained_run, tmp_path, capsys)
     code = cli.main(["generate", "--checkpoint", os.path.join(other, "checkpoints", "ckpt-2"),
                      "--out", str(tmp_path / "x.zip"), "--allow-any-count", "--no-progress"])
     assert code == 2 and "checkpoint does not fit model 'cyclegan'" in capsys.readouterr().err
+
+
+def _run_with_damaged_checkpoints(trained_run, tmp_path, damage_all=False):
+    """A copy of `trained_run` whose state file names a newer checkpoint, ckpt-99, with a
+    truncated data file (a half-synced copy); `damage_all` truncates the good one too."""
+    import shutil
+
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(trained_run, run_dir)
+    folder = os.path.join(run_dir, "checkpoints")
+    good = tf.train.latest_checkpoint(folder)
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copyfile(good + suffix, os.path.join(folder, "ckpt-99" + suffix))
+    with open(os.path.join(folder, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "ckpt-99"\nall_model_checkpoint_paths: "{os.path.basename(good)}"\n'
+                f'all_model_checkpoint_paths: "ckpt-99"\n')
+    for prefix in ([good] if damage_all else []) + [os.path.join(folder, "ckpt-99")]:
+        data_file = prefix + ".data-00000-of-00001"
+        with open(data_file, "r+b") as f:
+            f.truncate(os.path.getsize(data_file) // 2)
+    return run_dir, good
+
+
+def test_generate_and_resume_skip_a_truncated_newest_checkpoint(trained_run, tmp_path, caplog):
+    run_dir, good = _run_with_damaged_checkpoints(trained_run, tmp_path)
+    out = str(tmp_path / "a.zip")
+    with caplog.at_level("WARNING", logger="gan_tpu"):
+        assert cli.main(["generate", "--run", run_dir, "--out", out, "--allow-any-count", "--no-progress"]) == 0
+    skipped = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(skipped) == 1 and "ckpt-99: unreadable checkpoint" in skipped[0]
+    with zipfile.ZipFile(out) as zf:
+        assert len(zf.namelist()) == 6
+    caplog.clear()
+    with caplog.at_level("INFO", logger="gan_tpu"):
+        assert cli.main(["train", os.path.join(run_dir, "config.toml"), "--out", run_dir, "--resume"]) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"resumed from {good.replace(trained_run, run_dir)}" in messages
+    assert sum("ckpt-99: unreadable checkpoint" in m for m in messages) == 1
+
+
+def test_generate_with_no_readable_checkpoint_is_one_line_naming_the_folder(trained_run, tmp_path, capsys):
+    run_dir, _ = _run_with_damaged_checkpoints(trained_run, tmp_path, damage_all=True)
+    out = tmp_path / "a.zip"
+    assert cli.main(["generate", "--run", run_dir, "--out", str(out), "--allow-any-count", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"gan-tpu: error: {os.path.join(run_dir, 'checkpoints')}: no readable checkpoint "
+                   f"(all 2 have missing, truncated or corrupt files)")
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
