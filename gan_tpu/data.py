@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import glob as _glob
-import re
 import zipfile
 
 import numpy as np
 import tensorflow as tf
 
 from gan_tpu.errors import UserError
+from gan_tpu.pixels import to_float, to_uint8  # noqa: F401 (data.to_float, data.to_uint8)
+from gan_tpu.record_names import count_in_name
 
 DOMAINS = ("monet", "photo")
 SOURCE_SIZE = 256
 RECORD_SUFFIXES = (".tfrec", ".tfrecord", ".tfrecords")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
-_COUNT_IN_NAME = re.compile(r"-(\d+)\.tfrec(?:ords?)?$")
 FEATURES = {
     "image_name": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "image": tf.io.FixedLenFeature([], tf.string, default_value=""),
@@ -56,8 +56,8 @@ def _from_files(files: list[str], origin: str) -> Source:
     records = [f for f in files if f.lower().endswith(RECORD_SUFFIXES)]
     images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
     if records:
-        counts = [_COUNT_IN_NAME.search(f) for f in records]
-        count = sum(int(m.group(1)) for m in counts) if all(counts) else None
+        counts = [count_in_name(f) for f in records]
+        count = sum(counts) if None not in counts else None
         return Source("tfrec", tuple(records), count)
     if images:
         return Source("jpg", tuple(images), len(images))
@@ -277,17 +277,6 @@ def verify_source(source: Source, source_size: int = SOURCE_SIZE) -> int:
 
 
 # --------------------------------------------------------------------------- training input
-
-
-def to_float(image: tf.Tensor) -> tf.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8(image: tf.Tensor) -> tf.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
-    image = tf.cast(image, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
 def augment(image: tf.Tensor, seed: tf.Tensor, *, size: int, rot90: bool = False) -> tf.Tensor:

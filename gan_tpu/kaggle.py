@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from gan_tpu.errors import UserError
+from gan_tpu.record_names import count_in_name
 
 COMPETITION = "gan-getting-started"
 KAGGLE_INPUT = "/kaggle/input"
@@ -452,10 +453,10 @@ def check_layout(root: str | os.PathLike, expect: Mapping[str, int] | None = Non
         jpgs = list((root / f"{domain}_jpg").glob("*.jpg"))
         if not records:
             raise UserError(f"{root}: no {domain}_tfrec/*.tfrec")
-        named = [re.search(r"-(\d+)\.tfrec$", p.name) for p in records]
-        if not all(named):
+        named = [count_in_name(p.name) for p in records]
+        if None in named:
             raise UserError(f"{root / f'{domain}_tfrec'}: record names lack their -N count")
-        in_records = sum(int(m.group(1)) for m in named)
+        in_records = sum(named)
         if len(jpgs) != in_records:
             raise UserError(f"{root}: {domain}_jpg holds {len(jpgs)} images but the records name {in_records}")
         if expect and domain in expect and in_records != expect[domain]:

@@ -12,16 +12,8 @@ import tensorflow as tf
 from tests.helpers import two_replicas
 
 from gan_tpu.errors import UserError
-from gan_tpu.submission import generate
-from gan_tpu.submission.generate import (
-    apply_variant,
-    fill_plan,
-    make_generation_timer,
-    resolve_count,
-    variant_params,
-    write_samples,
-    write_submission,
-)
+from gan_tpu.submission.fill import apply_variant, fill_plan, variant_params
+from gan_tpu.submission.generate import make_generation_timer, resolve_count, write_samples, write_submission
 from gan_tpu.submission.validate import validate_zip
 
 
@@ -264,9 +256,11 @@ def test_generation_timer(model, strategy):
 def test_cli_args_helper():
     import argparse
 
+    from gan_tpu import commands
+
     parser = argparse.ArgumentParser()
-    generate.add_generate_args(parser)
+    commands.add_generate_args(parser)
     args = parser.parse_args(["--count", "7038", "--quality", "90", "--no-progress"])
-    assert generate.generate_kwargs(args) == dict(count=7038, batch_size=None, quality=90,
+    assert commands.generate_kwargs(args) == dict(count=7038, batch_size=None, quality=90,
                                                   allow_any_count=False, progress=False,
                                                   min_count=7000, max_count=10000)
