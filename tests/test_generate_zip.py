@@ -1,6 +1,8 @@
 """write_submission / write_samples: a real tiny Keras model, two replicas, real zips."""
 import errno
 import os
+import shutil
+import subprocess
 import time
 import zipfile
 
@@ -12,6 +14,7 @@ import tensorflow as tf
 from tests.helpers import two_replicas
 
 from gan_tpu.errors import UserError
+from gan_tpu.submission import zipwriter
 from gan_tpu.submission.fill import apply_variant, fill_plan, variant_params
 from gan_tpu.submission.generate import make_generation_timer, resolve_count, write_samples, write_submission
 from gan_tpu.submission.validate import validate_zip
@@ -219,7 +222,66 @@ def test_disk_full_while_generating(tmp_path, model, photos):
         write_submission(model, tf.data.Dataset.from_tensor_slices(photos), tmp_path / "images.zip",
                          allow_any_count=True, batch_size=4, progress=False, file_wrapper=FullDisk)
     assert err.value.errno == errno.ENOSPC
+    assert isinstance(err.value, UserError)  # the CLI prints it as one line
+    assert str(err.value).startswith(f"{tmp_path}: no space left on the disk after ")
+    assert str(err.value).endswith("images.zip was not written (free some space or write elsewhere)")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """`small_disk(kb)`: a fresh tmpfs of `kb` KB (root only; skipped where mounting is not allowed)."""
+    mounted = []
+
+    def mount(kb: int):
+        folder = tmp_path / f"disk{kb}k"
+        folder.mkdir()
+        try:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(folder)],
+                                  capture_output=True)
+        except FileNotFoundError:
+            pytest.skip("no mount command here")
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()[:100]}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_free_space_is_checked_before_generating(tmp_path, model, photos, monkeypatch):
+    needed = zipwriter.estimated_zip_bytes(8, 95)
+    assert needed == 8 * (19_000 + 100)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(zipwriter.shutil, "disk_usage", lambda path: usage._replace(free=needed - 1))
+    ds = tf.data.Dataset.from_tensor_slices(photos[:8])
+    with pytest.raises(UserError) as err:
+        write_submission(lambda x: 1 / 0, ds, tmp_path / "images.zip", allow_any_count=True, progress=False)
+    assert str(err.value) == (f"{tmp_path}: not enough free space for images.zip: about 0.15 MB needed "
+                              f"(8 images at JPEG quality 95), 0.15 MB free")
+    with pytest.raises(UserError, match=r"about 0\.15 MB needed \(8 images"):  # noise models too
+        write_samples(lambda i, n: 1 / 0, tmp_path / "images.zip", count=8, allow_any_count=True, progress=False)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(zipwriter.shutil, "disk_usage", lambda path: usage._replace(free=needed))
+    assert write_submission(model, ds, tmp_path / "images.zip", allow_any_count=True, progress=False).count == 8
+
+
+def test_on_a_small_tmpfs_too_small_is_refused_and_full_is_one_line(small_disk, model):
+    noise = np.random.default_rng(0).integers(0, 256, (6, 256, 256, 3), dtype=np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices(noise)  # noisy outputs: JPEGs far over the estimate
+    tiny = small_disk(64)
+    with pytest.raises(UserError, match=r"^.*disk64k: not enough free space for images.zip: about 0\.11 MB "
+                                        r"needed \(6 images at JPEG quality 95\), 0\.07 MB free$"):
+        write_submission(model, ds, tiny / "images.zip", allow_any_count=True, progress=False)
+    assert os.listdir(tiny) == []
+    small = small_disk(200)  # passes the check; the zip does not fit
+    with pytest.raises(zipwriter.DiskFull) as err:
+        write_submission(model, ds, small / "images.zip", allow_any_count=True, batch_size=2, progress=False)
+    assert err.value.errno == errno.ENOSPC and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{small}: no space left on the disk after ")
+    assert os.listdir(small) == []
 
 
 def test_bad_quality_and_batch(tmp_path, model, photos):

@@ -176,3 +176,19 @@ def test_generate_with_no_readable_checkpoint_is_one_line_naming_the_folder(trai
     assert err == (f"gan-tpu: error: {os.path.join(run_dir, 'checkpoints')}: no readable checkpoint "
                    f"(all 2 have missing, truncated or corrupt files)")
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+
+
+def test_generate_refuses_a_disk_without_room_for_the_zip_in_one_line(trained_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from gan_tpu.submission import zipwriter
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(zipwriter.shutil, "disk_usage", lambda path: usage._replace(free=50_000))
+    code = cli.main(["generate", "--run", trained_run, "--out", str(tmp_path / "a.zip"), "--allow-any-count",
+                     "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"gan-tpu: error: {tmp_path}: not enough free space for a.zip: about 0.11 MB needed "
+        f"(6 images at JPEG quality 95), 0.05 MB free")
+    assert os.listdir(tmp_path) == []

@@ -41,6 +41,7 @@ from gan_tpu.submission.fill import apply_variant
 from gan_tpu.submission.inference import SIZE, host, painted_batches, translating
 from gan_tpu.submission.stream import MAX_DUPLICATES, make_encoder, stream
 from gan_tpu.submission.validate import MAX_COUNT, MIN_COUNT
+from gan_tpu.submission.zipwriter import check_free_space
 
 log = logging.getLogger("gan_tpu")
 
@@ -164,8 +165,9 @@ def write_submission(
       file_wrapper: test hook passed to :class:`ZipStreamWriter`.
 
     Raises:
-      UserError: bad count/quality/batch, no photos, a non-finite generator output, or
-        a zip that fails validation (nothing is left under ``out_path`` then).
+      UserError: bad count/quality/batch, no photos, less free space than the zip's
+        estimated size, a full disk, a non-finite generator output, or a zip that fails
+        validation (nothing is left under ``out_path`` then).
     """
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise UserError(f"--quality {quality}: must be an integer from 1 to 100")
@@ -191,6 +193,7 @@ def write_submission(
     cap = None if allow_any_count else max_count
     if count is not None:
         floor = cap = count
+    check_free_space(out_path, total if total is not None else floor, int(quality))
 
     def stop(written: int, variant: int) -> bool:
         if cap is not None and written >= cap:
@@ -266,6 +269,7 @@ def write_samples(
         raise UserError(f"--quality {quality}: must be an integer from 1 to 100")
     total = resolve_count(None, count, allow_any_count=allow_any_count,
                           min_count=min_count, max_count=max_count)
+    check_free_space(out_path, total, int(quality))
     strategy = strategy or tf.distribute.get_strategy()
     global_batch = _global_batch(strategy, batch_size)
 

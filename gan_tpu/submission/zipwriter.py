@@ -3,16 +3,19 @@
 The zip is written under a temporary name in the destination directory (same file
 system, so the final ``os.replace`` is atomic). It is renamed to its final name only
 after every member is written, the file is flushed to disk and a caller-supplied
-validation passes. Any exception on the way -- a full disk (``OSError`` ENOSPC), a
-failed validation, a Ctrl-C -- removes the temporary file, and an existing good zip
-under the final name is left untouched. A process killed outright (SIGKILL) can leave
-a ``.<name>.*.partial`` file behind, never a half-written ``images.zip``.
+validation passes. Any exception on the way -- a full disk (:class:`DiskFull`, a
+one-line error), a failed validation, a Ctrl-C -- removes the temporary file, and an
+existing good zip under the final name is left untouched. A process killed outright
+(SIGKILL) can leave a ``.<name>.*.partial`` file behind, never a half-written ``images.zip``.
+:func:`check_free_space` refuses up front a disk too small for the estimated zip.
 
 Members are stored (``ZIP_STORED``): JPEG data does not compress further.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -22,6 +25,58 @@ from gan_tpu.errors import UserError
 
 Validator = Callable[[str], None]
 FileWrapper = Callable[[BinaryIO], BinaryIO]
+
+# Typical JPEG bytes of one generated 256 px image, by quality. Generated images are smoother
+# than photos (real photos and paintings average 33-35 KB at quality 95), so this estimate is
+# low on purpose: it refuses only a disk that cannot hold the zip, and a tight one is still a
+# one-line error (DiskFull) while writing.
+_JPEG_BYTES = ((1, 2_000), (75, 9_000), (90, 14_000), (95, 19_000), (100, 33_000))
+_MEMBER_BYTES = 100  # local header + central directory entry of an "N.jpg" member
+
+
+class DiskFull(UserError, OSError):
+    """No space left while writing the zip (an OSError with its errno, and a UserError)."""
+
+    def __init__(self, code: int, message: str):
+        OSError.__init__(self, code, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def estimated_zip_bytes(count: int, quality: int) -> int:
+    """About how large a zip of ``count`` generated JPEGs at ``quality`` will be (see _JPEG_BYTES)."""
+    for (q0, b0), (q1, b1) in zip(_JPEG_BYTES, _JPEG_BYTES[1:]):
+        if quality <= q1:
+            per_image = b0 + (b1 - b0) * (max(quality, q0) - q0) / (q1 - q0)
+            break
+    else:
+        per_image = _JPEG_BYTES[-1][1]
+    return int(count * (per_image + _MEMBER_BYTES))
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB" if n < 1e7 else f"{n / 1e6:,.0f} MB"
+
+
+def _output_directory(path: str) -> str:
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise UserError(f"output directory does not exist: {directory}")
+    return directory
+
+
+def check_free_space(path: str | os.PathLike, count: int, quality: int) -> None:
+    """Refuse (one line: needed vs free, the folder) when the disk of ``path`` has less free
+    space than the estimated zip of ``count`` images needs."""
+    path = os.path.abspath(os.fspath(path))
+    directory = _output_directory(path)
+    needed = estimated_zip_bytes(count, quality)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise UserError(f"{directory}: not enough free space for {os.path.basename(path)}: about "
+                        f"{_mb(needed)} needed ({count:,} images at JPEG quality {quality}), "
+                        f"{_mb(free)} free")
 
 
 def check_member_name(name: str) -> Optional[str]:
@@ -99,8 +154,7 @@ class ZipStreamWriter:
         directory, base = os.path.split(self.path)
         if not base:
             raise UserError(f"not a file name for the zip: {self.path}")
-        if not os.path.isdir(directory):
-            raise UserError(f"output directory does not exist: {directory}")
+        _output_directory(self.path)
         if os.path.isdir(self.path):
             raise UserError(f"output path is a directory: {self.path}")
         try:
@@ -138,9 +192,8 @@ class ZipStreamWriter:
         info.external_attr = 0o644 << 16
         try:
             self._zip.writestr(info, bytes(data))
-        except BaseException:
-            self.abort()
-            raise
+        except BaseException as err:
+            self._fail(err)
         self._names.add(name)
         self.count += 1
         self.bytes_written += len(data)
@@ -160,13 +213,24 @@ class ZipStreamWriter:
             if self._validate is not None:
                 self._validate(self.tmp_path)
             os.replace(self.tmp_path, self.path)
-        except BaseException:
-            self.abort()
-            raise
+        except BaseException as err:
+            self._fail(err)
         self.tmp_path = None
         self.committed = True
         _fsync_dir(os.path.dirname(self.path))
         return self.path
+
+    def _fail(self, err: BaseException):
+        """Abort, and re-raise ``err``; a full disk as a one-line :class:`DiskFull`."""
+        self.abort()
+        if isinstance(err, OSError) and not isinstance(err, DiskFull) \
+                and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            name = os.path.basename(self.path)
+            raise DiskFull(err.errno, f"{os.path.dirname(self.path)}: no space left on the disk after "
+                                      f"{self.count:,} images ({_mb(self.bytes_written)}) of {name}; "
+                                      f"{name} was not written (free some space or write elsewhere)"
+                           ) from None
+        raise err
 
     def abort(self) -> None:
         """Close and remove the temporary file; never touches the final path."""
