@@ -15,7 +15,8 @@ works on the TensorFlow backend). It holds, by stable names:
 
 Files are written under a temporary name and renamed; the `checkpoint` state file (TF's
 text format, so `tf.train.latest_checkpoint` finds the newest) is rewritten atomically last,
-and only the newest `max_to_keep` checkpoints are kept.
+and only the newest `max_to_keep` checkpoints are kept. Restoring the latest skips, with a
+warning, a checkpoint whose files are missing, truncated or corrupt (a half-synced copy).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Pixel scaling, in one place: uint8 0-255 <-> float [-1, 1], the models' range.
 
 `to_float` and `to_uint8` are TensorFlow ops (tf.data pipelines, sample grids); `to_pixels`
-is keras.ops, so it also runs inside `jax.jit` on Keras' JAX backend. All three round and
-clip by the same rule (`_scaled`). Keras is imported only by `to_pixels`: importing
+is keras.ops, so it also runs inside `jax.jit` on Keras' JAX backend; both of those round
+and clip by one rule (`_scaled`). Keras is imported only inside `to_pixels`: importing
 `gan_tpu.data` must not fix the Keras backend.
 """
 from __future__ import annotations

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-SIZE = 256
+from gan_tpu.submission.validate import IMAGE_SHAPE
+
+SIZE = IMAGE_SHAPE[0]  # Kaggle's 256 px
 _MAX_CROP_MARGIN = 96  # fill variants crop at most 96 px off a side before resizing back
 
 

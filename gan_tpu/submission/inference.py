@@ -17,8 +17,9 @@ import tensorflow as tf
 from keras import ops
 
 from gan_tpu.pixels import to_pixels
+from gan_tpu.submission.validate import IMAGE_SHAPE
 
-SIZE = 256
+SIZE = IMAGE_SHAPE[0]  # Kaggle's 256 px
 Paint = Callable[[dict, int], Any]  # (batch of `rows` rows, rows) -> float [rows, H, W, 3] in [-1, 1]
 
 
