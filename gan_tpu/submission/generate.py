@@ -260,10 +260,11 @@ def write_samples(
 ) -> SubmissionResult:
     """The noise-to-image variant: ``sample(batch_index, batch_size)`` makes the images.
 
-    ``sample`` runs on every replica inside a ``tf.function``; it gets a scalar int64
-    ``batch_index``, unique over replicas and batches (seed from it for determinism),
-    and the per-replica ``batch_size`` (a Python int), and returns float [batch_size,
-    256, 256, 3] in [-1, 1]. Everything else is as in :func:`write_submission`.
+    ``sample`` runs on every replica inside a ``tf.function`` (on Keras' JAX backend: once
+    per global batch, jitted); it gets a scalar int64 ``batch_index``, unique over replicas
+    and batches (seed from it for determinism), and the per-call ``batch_size`` (a Python
+    int), and returns float [batch_size, 256, 256, 3] in [-1, 1]. Everything else is as in
+    :func:`write_submission`.
     """
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise UserError(f"--quality {quality}: must be an integer from 1 to 100")
