@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         description="Score generated images the way Kaggle does (MiFID), against a local reference set.")
     p.add_argument("generated", help="images.zip to score (a folder of JPEGs or .tfrec files also works)")
     p.add_argument("--reference", required=True, metavar="PATH",
-                   help="Monet paintings: a data root, monet_tfrec/, a JPG folder, a .tfrec, a zip, "
+                   help="Monet paintings: a data root, monet_tfrec/, a JPG folder, a .tfrec, a zip, tfds:NAME[:SPLIT], "
                         "or a reference .npz (from --save-reference or the cache)")
     p.add_argument("--extractor", default="kaggle", metavar="SPEC", help=EXTRACTOR_HELP)
     p.add_argument("--cache", metavar="DIR", help="reference feature cache (default $GAN_TPU_CACHE or ~/.cache/gan_tpu)")
@@ -106,7 +106,7 @@ def load_reference(path: str, extractor, *, cache_dir=None, batch_size=64, dtype
     from gan_tpu.metrics.extractors import Progress
     from gan_tpu.metrics.scoring import Reference
 
-    if path.lower().endswith(".npz"):
+    if isinstance(path, str) and path.lower().endswith(".npz"):
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such reference .npz")
         return _load_npz(path, extractor), "npz"
@@ -213,8 +213,11 @@ def score_paths(generated: str, reference: str, extractor: str = "kaggle", *, ca
         raise UserError(f"--batch must be at least 1, got {batch_size}")
     if not os.path.exists(generated):
         raise UserError(f"{generated}: no such file or folder")
-    if not reference.lower().endswith(".npz") and not os.path.exists(reference):
-        raise UserError(f"{reference}: no such reference file or folder")
+    from gan_tpu import tfds_source
+
+    for ref_path in reference if isinstance(reference, (list, tuple)) else [reference]:
+        if not (ref_path.lower().endswith(".npz") or tfds_source.is_spec(ref_path) or os.path.exists(ref_path)):
+            raise UserError(f"{ref_path}: no such reference file or folder")
     images, count = generated_images(generated)
     strategy = strategy or runtime.get_strategy(keras_models=False)  # TF graphs, on any Keras backend
     ex = get_extractor(extractor, strategy=strategy)
