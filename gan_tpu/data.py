@@ -82,7 +82,7 @@ def resolve(path, domain: str | None = None) -> Source:
     preferred over JPEGs when both are there.
     """
     if isinstance(path, (list, tuple)):
-        return _combined([resolve(p, domain) for p in path], path)
+        return _combined([resolve(p, domain) for p in path])
     path = str(path)
     if tfds_source.is_spec(path):
         return Source("tfds", (path,), tfds_source.count(path))
@@ -116,7 +116,7 @@ def resolve(path, domain: str | None = None) -> Source:
     return _from_files(files, path)
 
 
-def _combined(parts: list[Source], paths) -> Source:
+def _combined(parts: list[Source]) -> Source:
     if not parts:
         raise UserError("an empty list of sources")
     if len(parts) == 1:

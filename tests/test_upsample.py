@@ -126,7 +126,8 @@ def test_layers_module_is_backend_free():
     tree = ast.parse(open(os.path.join(ROOT, "gan_tpu", "layers.py")).read())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"tensorflow", "jax", "torch"}
 
 
