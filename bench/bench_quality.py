@@ -8,7 +8,8 @@ other half passed through bench/painterly.py's fixed filter (the halves share no
 training is unpaired). Each model trains A -> B for the same wall-clock budget, then
 translates held-out photos (testB); since the filter's output for those photos exists, the
 translations get paired scores (L1, PSNR, SSIM at the training size) as well as FID/KID
-against the filtered set with the `tiny` extractor.
+against the filtered set with the `tiny` extractor, and the checkerboard index
+(`gan_tpu.metrics.checkerboard`; not a Kaggle figure) whose baseline is the identity row's photos.
 
 `monet`: the default translation pipeline on Monet paintings (trainA) vs photos
 (trainB_first1200); writes a grid of held-out photos beside their translations and scores the
@@ -58,7 +59,11 @@ VARIANTS = {
     # a wall-clock run has no known length, so no other row decays its LR; this one runs
     # for the steps the reference reached in the same budget, decaying over their second half
     "reference, LR decay": ("cyclegan", [*REFERENCE, "model.decay_start=0.5", "train.epochs={base_epochs}"]),
+    "reference, upsample resize": ("cyclegan", [*REFERENCE, 'model.upsample="resize"']),
+    "reference, upsample antialias": ("cyclegan", [*REFERENCE, 'model.upsample="antialias"']),
     "cyclegan_resnet": ("cyclegan_resnet", []),
+    "cyclegan_resnet, upsample resize": ("cyclegan_resnet", ['model.upsample="resize"']),
+    "cyclegan_resnet, upsample antialias": ("cyclegan_resnet", ['model.upsample="antialias"']),
     "cyclegan_wgangp": ("cyclegan_wgangp", []),
     "sn_cyclegan": ("sn_cyclegan", []),
     # the 7-layer global discriminator needs 96 px or more; 5 layers at the CPU's 64 px
@@ -66,6 +71,9 @@ VARIANTS = {
     "ugatit": ("ugatit", ["model.global_layers=5"]),
     "bayesian_cyclegan": ("bayesian_cyclegan", []),
 }
+# rows whose spread decides a pipeline default: they get --seeds, the others --model-seeds
+DECIDING = {name for name, (pipeline, _) in VARIANTS.items() if pipeline == "cyclegan"} | {
+    "cyclegan_resnet", "cyclegan_resnet, upsample resize", "cyclegan_resnet, upsample antialias"}
 STEPS_PER_EPOCH = 50
 WIDTH_KEYS = ("ngf", "ndf")
 
@@ -143,8 +151,10 @@ def translate(generator, photos: np.ndarray, size: int, batch: int = 16) -> np.n
 
 
 def paired_scores(fake: np.ndarray, truth: np.ndarray, extractor) -> dict:
-    """L1, PSNR, SSIM against the paired truth; FID and KID (tiny extractor) against the set."""
+    """L1, PSNR, SSIM against the paired truth; FID and KID (tiny extractor) against the set;
+    the checkerboard index of the translations."""
     from gan_tpu import metrics
+    from gan_tpu.metrics.checkerboard import checkerboard_index
 
     fake_t, truth_t = tf.constant(fake, tf.float32), tf.constant(truth, tf.float32)
     feats_fake, _ = extractor.features(fake_t * 2.0 - 1.0)
@@ -156,6 +166,7 @@ def paired_scores(fake: np.ndarray, truth: np.ndarray, extractor) -> dict:
         "ssim": float(tf.reduce_mean(tf.image.ssim(fake_t, truth_t, max_val=1.0))),
         "fid": float(metrics.fid(feats_fake, feats_truth)),
         "kid": float(kid["kid"]),
+        "checkerboard": checkerboard_index(np.round(np.asarray(fake) * 255.0)),
     }
 
 
@@ -215,7 +226,7 @@ def run_paired(args) -> list[dict]:
     if "reference, LR decay" in names and BASE not in names:
         names.insert(0, BASE)  # the decay row's length is the base row's
     for name in names:
-        for seed in range(args.seeds if VARIANTS[name][0] == "cyclegan" else args.model_seeds):
+        for seed in range(args.seeds if name in DECIDING else args.model_seeds):
             key = _row_key(name, seed, args)
             if key in done:
                 print(f"{name} (seed {seed}): kept from {done_file}", flush=True)
@@ -251,10 +262,12 @@ def paired_table(rows: list[dict], args) -> list[str]:
         f"for the same held-out photos (lower L1, higher PSNR/SSIM are better); FID/KID with the "
         f"`tiny` extractor against the filtered set (not comparable with Kaggle's scores). LR "
         f"decay is off in every row but \"reference, LR decay\", which runs for the reference's "
-        f"steps and decays over their second half. With several seeds: median ± standard deviation.",
+        f"steps and decays over their second half. Checkerboard: the period-2 spectral peak over "
+        f"its neighbourhood (`gan_tpu.metrics.checkerboard`; ~1 without a grid, the identity row is "
+        f"the photos' own; not a Kaggle figure). With several seeds: median ± standard deviation.",
         "",
-        "| model | seeds | steps | L1 | PSNR (dB) | SSIM | FID (tiny) | KID (tiny) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | seeds | steps | L1 | PSNR (dB) | SSIM | FID (tiny) | KID (tiny) | checkerboard |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     by_model: dict[str, list[dict]] = {}
     for row in rows:
@@ -263,15 +276,17 @@ def paired_table(rows: list[dict], args) -> list[str]:
         failed = [r["error"] for r in group if "error" in r]
         group = [r for r in group if "error" not in r]
         if not group:
-            lines.append(f"| {model} | failed: {failed[0]} | | | | | | |")
+            lines.append(f"| {model} | failed: {failed[0]} | | | | | | | |")
             continue
 
         def cell(key, fmt):
-            values = np.array([r[key] for r in group])
+            values = np.array([r[key] for r in group if key in r])  # rows kept from before a column
+            if not len(values):
+                return "-"
             return fmt.format(np.median(values)) + (f" ± {fmt.format(np.std(values))}" if len(values) > 1 else "")
         lines.append(f"| {model} | {len(group)} | {int(np.median([r['steps'] for r in group]))} | "
                      f"{cell('l1', '{:.4f}')} | {cell('psnr', '{:.2f}')} | {cell('ssim', '{:.3f}')} | "
-                     f"{cell('fid', '{:.2f}')} | {cell('kid', '{:.4f}')} |")
+                     f"{cell('fid', '{:.2f}')} | {cell('kid', '{:.4f}')} | {cell('checkerboard', '{:.2f}')} |")
     return lines
 
 
@@ -308,7 +323,8 @@ def run_monet(args) -> dict:
     for i, image in enumerate(fakes):
         tf.io.write_file(os.path.join(zip_dir, f"{i + 1}.jpg"), tf.io.encode_jpeg(image, quality=95))
     scores = score_paths(zip_dir, os.path.join(realdata, "testA"), "tiny", kid_subsets=20,
-                         kid_subset_size=min(50, len(fakes)), log=lambda m: None, cache_dir=args.work)
+                         kid_subset_size=min(50, len(fakes)), log=lambda m: None, cache_dir=args.work,
+                         photos=os.path.join(realdata, "testB"))
     result = {"steps": int(run.step.numpy()), "minutes": args.minutes, "size": args.size,
               "width": args.width, "grid": os.path.relpath(grid_path, os.path.dirname(HERE)),
               "table": format_scores(scores, 0.1)}

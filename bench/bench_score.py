@@ -68,6 +68,9 @@ def bench_precision():
     ref300 = feats(300, 11, 0.35, 0.01)
     rng = np.random.default_rng(5)
     dup = np.concatenate([ref300[rng.integers(0, 300, 900)] * 1.3, feats(100, 6)])
+    # near-duplicates of the 300: rescaled copies plus a little noise (a memorizing model)
+    near = ref300[rng.integers(0, 300, 1000)] * rng.uniform(0.9, 1.1, (1000, 1))
+    near = (near + 0.05 * np.abs(rng.standard_normal((1000, D)))).astype(np.float32)
     zeros = feats(1000, 7)
     zeros[::10] = 0
     ref_z = ref300.copy()
@@ -79,6 +82,7 @@ def bench_precision():
         ("random, N=10,000 vs 3,000 (both full rank)", feats(10_000, 8), feats(3000, 9, 0.32)),
         ("structured rank-64, N=5,000 vs 300", feats(5000, 10, rank=64), feats(300, 12, rank=48)),
         ("duplicated features (memorization penalty), N=1,000", dup, ref300),
+        ("near-duplicates of the 300 (rank-deficient, FID from cancelling traces), N=1,000", near, ref300),
         ("zero rows, N=1,000 vs 300", zeros, ref_z),
     ]
     print("\n## Precision against the SciPy transcription (D = 2,048)")

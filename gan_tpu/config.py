@@ -34,8 +34,8 @@ def default_data_root() -> str:
 # section -> key -> (accepted types, default). None as default = computed later.
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     "data": {
-        "monet": ((str,), None),          # data root, monet_tfrec/, monet_jpg/ or a glob
-        "photo": ((str,), None),
+        "monet": ((str, list), None),     # data root, monet_tfrec/, monet_jpg/, a glob, tfds:NAME[:SPLIT], or a list
+        "photo": ((str, list), None),
         "image_size": ((int,), 256),      # training resolution
         "source_size": ((int,), 256),     # size of the images on disk (Kaggle: 256)
         "augment": ((bool,), True),       # resize to size*286/256, random crop, flip
@@ -91,11 +91,14 @@ POSITIVE = {("data", "image_size"), ("data", "source_size"), ("data", "shuffle_b
 
 
 def _type_name(types) -> str:
-    return " or ".join({bool: "bool", int: "int", float: "float", str: "string"}[t] for t in types)
+    return " or ".join({bool: "bool", int: "int", float: "float", str: "string", list: "list of strings"}[t]
+                       for t in types)
 
 
 def _check_type(where: str, value, types) -> None:
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if ok and isinstance(value, list):  # lists (of data sources) hold strings, at least one
+        ok = bool(value) and all(isinstance(v, str) for v in value)
     if not ok:
         raise UserError(f"{where}: expected {_type_name(types)}, got {type(value).__name__} {value!r}")
 
@@ -196,6 +199,8 @@ def _toml_value(value) -> str:
         return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 

@@ -1,4 +1,5 @@
-"""tf.data readers for the competition's data: Monet/photo TFRecords, JPG folders and zips.
+"""tf.data readers for the competition's data: Monet/photo TFRecords, JPG folders and zips,
+tensorflow-datasets data sets (``tfds:NAME[:SPLIT]``) and lists of any of these.
 
 Kaggle ships `monet_tfrec/*.tfrec`, `photo_tfrec/*.tfrec` (tf.train.Example with `image_name`,
 `image` (JPEG 256x256x3) and `target` bytes) and the same images as `monet_jpg/`, `photo_jpg/`.
@@ -13,6 +14,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from gan_tpu import tfds_source
 from gan_tpu.errors import UserError
 from gan_tpu.pixels import to_float, to_uint8  # noqa: F401 (data.to_float, data.to_uint8)
 from gan_tpu.record_names import count_in_name
@@ -31,11 +33,13 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """Where a domain's images live: record files, JPEG files or one zip of JPEGs."""
+    """Where a domain's images live: record files, JPEG files, one zip of JPEGs, one
+    tensorflow-datasets split (files = its ``tfds:`` spec), or a list of these (``parts``)."""
 
-    kind: str  # "tfrec" | "jpg" | "zip"
+    kind: str  # "tfrec" | "jpg" | "zip" | "tfds" | "list"
     files: tuple[str, ...]
     count: int | None = None  # known without reading the data, else None
+    parts: tuple["Source", ...] = ()
 
 
 # --------------------------------------------------------------------------- resolution
@@ -64,13 +68,18 @@ def _from_files(files: list[str], origin: str) -> Source:
     raise UserError(f"{origin}: no .tfrec records or .jpg images found")
 
 
-def resolve(path: str, domain: str | None = None) -> Source:
-    """Find a domain's images from a data root, a `*_tfrec`/`*_jpg` folder, a glob or a file.
+def resolve(path, domain: str | None = None) -> Source:
+    """Find a domain's images from a data root, a `*_tfrec`/`*_jpg` folder, a glob, a file,
+    a ``tfds:NAME[:SPLIT]`` data set, or a list of these (their images combined).
 
     A data root (holding `monet_tfrec/`, `photo_jpg/`, ...) needs `domain`; records are
     preferred over JPEGs when both are there.
     """
+    if isinstance(path, (list, tuple)):
+        return _combined([resolve(p, domain) for p in path])
     path = str(path)
+    if tfds_source.is_spec(path):
+        return Source("tfds", (path,), tfds_source.count(path))
     if domain is not None and domain not in DOMAINS:
         raise UserError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
     if _is_glob(path):
@@ -99,6 +108,16 @@ def resolve(path: str, domain: str | None = None) -> Source:
     if not files and domain is not None:
         raise UserError(f"{path}: no {domain}_tfrec/ or {domain}_jpg/ folder and no images in it")
     return _from_files(files, path)
+
+
+def _combined(parts: list[Source]) -> Source:
+    if not parts:
+        raise UserError("an empty list of sources")
+    if len(parts) == 1:
+        return parts[0]
+    counts = [p.count for p in parts]
+    return Source("list", tuple(f for p in parts for f in p.files),
+                  None if None in counts else sum(counts), tuple(parts))
 
 
 def example_bytes(name: str, jpeg: bytes, target: str) -> bytes:
@@ -146,6 +165,13 @@ def _parse_record(serialized):
 
 def _encoded(source: Source, *, parallel_files: bool = True) -> tf.data.Dataset:
     """(name, JPEG bytes) pairs, unbatched, in a deterministic order."""
+    if source.kind == "list":
+        ds = _encoded(source.parts[0], parallel_files=parallel_files)
+        for part in source.parts[1:]:
+            ds = ds.concatenate(_encoded(part, parallel_files=parallel_files))
+        return ds
+    if source.kind == "tfds":
+        return tfds_source.encoded(source.files[0])
     if source.kind == "tfrec":
         files = tf.data.Dataset.from_tensor_slices(list(source.files))
         if not parallel_files:
@@ -223,6 +249,8 @@ def _unit_label(source: Source, file: str, index: int, name: bytes) -> str:
         return label + (f" ({name.decode(errors='replace')})" if name else "")
     if source.kind == "zip":
         return f"{file}: member {name.decode(errors='replace')}"
+    if source.kind == "tfds":
+        return f"{file}: example {index}"
     return file
 
 
@@ -231,8 +259,10 @@ def verify_source(source: Source, source_size: int = SOURCE_SIZE) -> int:
 
     Raises UserError naming the first bad file (and record index) found.
     """
+    if source.kind == "list":
+        return sum(verify_source(part, source_size) for part in source.parts)
     units = [(f, Source(source.kind, (f,))) for f in source.files] if source.kind == "tfrec" else [
-        (source.files[0] if source.kind == "zip" else None, source)
+        (source.files[0] if source.kind in ("zip", "tfds") else None, source)
     ]
     total = 0
     for file, unit in units:

@@ -40,6 +40,9 @@ def test_paired_benchmark_smoke(tmp_path, capsys):
     assert bench_quality.main(args) == 0
     table = (tmp_path / "quality.md").read_text()
     assert "| identity (photo unchanged) | 1 | 0 |" in table
+    assert "| KID (tiny) | checkerboard |" in table
+    identity = next(line for line in table.splitlines() if line.startswith("| identity"))
+    assert float(identity.strip("| ").split(" | ")[-1]) > 0  # the photos' own checkerboard index
     # the decay row needs the base row's length, so asking for it alone runs the base too
     assert "| cyclegan reference | 1 |" in table and "| reference, LR decay | 1 |" in table
     capsys.readouterr()

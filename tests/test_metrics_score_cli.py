@@ -12,6 +12,7 @@ from gan_tpu import cli
 from gan_tpu.metrics import extractors as ex
 from gan_tpu.metrics import kaggle_numpy as kn
 from gan_tpu.metrics import stats
+from gan_tpu.metrics.checkerboard import checkerboard_index
 from gan_tpu.metrics.callback import MiFIDCallback
 from gan_tpu.metrics.scoring import Reference
 from gan_tpu.sample_data import write_sample_data
@@ -52,12 +53,14 @@ def test_score_tiny_prints_table_writes_json_and_caches(files, tmp_path, capsys)
     cache = str(tmp_path / "cache")
     out_json = str(tmp_path / "scores.json")
     args = [files["zip"], "--reference", files["data"], "--extractor", "tiny", "--cache", cache,
-            "--json", out_json, "--batch", "5", "--kid-subsets", "4"]
+            "--json", out_json, "--batch", "5", "--kid-subsets", "4", "--checkerboard", "10",
+            "--photos", os.path.join(files["data"], "photo_jpg")]
     code, out, err = score(args, capsys)
     assert code == 0, err
     lines = out.splitlines()
-    for label in ("FID:", "memorization distance:", "MiFID:", "KID:", "Inception Score:"):
+    for label in ("FID:", "memorization distance:", "MiFID:", "KID:", "Inception Score:", "checkerboard index:"):
         assert sum(line.startswith(label) for line in lines) == 1, out
+    assert "10 images; photos " in out and "not a Kaggle figure" in out
     assert "not comparable with Kaggle's scores" in out
     assert "12 generated, 8 reference" in out
     assert "generated: 12/12 images" in err and "reference: extracting tiny features of 8 images" in err
@@ -75,6 +78,13 @@ def test_score_tiny_prints_table_writes_json_and_caches(files, tmp_path, capsys)
     assert scores["fid"] == pytest.approx(want["fid"], rel=1e-3)
     assert scores["distance"] == pytest.approx(want["distance"], abs=1e-5)
     assert scores["mifid"] == pytest.approx(want["mifid"], rel=1e-3)
+    # The checkerboard index of the first 10 images, the photo folder's as its baseline.
+    assert scores["checkerboard_images"] == 10
+    assert scores["checkerboard"] == pytest.approx(checkerboard_index(decode_zip(files["zip"])[:10]), rel=1e-9)
+    photo_files = sorted(os.listdir(os.path.join(files["data"], "photo_jpg")))[:10]
+    photos = np.stack([tf.io.decode_jpeg(tf.io.read_file(os.path.join(files["data"], "photo_jpg", f))).numpy()
+                       for f in photo_files])
+    assert scores["checkerboard_photos"] == pytest.approx(checkerboard_index(photos), rel=1e-9)
     cached = os.listdir(cache)
     assert len(cached) == 1 and cached[0].startswith("reference-tiny-") and cached[0].endswith(".npz")
     # Second run: the reference comes from the cache, same numbers.
@@ -83,8 +93,8 @@ def test_score_tiny_prints_table_writes_json_and_caches(files, tmp_path, capsys)
     assert json.load(open(out_json))["fid"] == pytest.approx(scores["fid"], rel=1e-12)
     # The cached .npz (or a --save-reference one) is itself a reference.
     code, out3, _ = score([files["zip"], "--reference", os.path.join(cache, cached[0]), "--extractor", "tiny",
-                           "--kid-subsets", "0", "--json", out_json], capsys)
-    assert code == 0 and "KID:" not in out3
+                           "--kid-subsets", "0", "--checkerboard", "0", "--json", out_json], capsys)
+    assert code == 0 and "KID:" not in out3 and "checkerboard" not in out3
     assert json.load(open(out_json))["mifid"] == pytest.approx(scores["mifid"], rel=1e-9)
 
 

@@ -19,6 +19,17 @@ def features(n, d, seed, scale=0.3, shift=0.0, rank=None):
     return (x * scale + shift).astype(np.float32)
 
 
+def near_duplicates(d=512, n_ref=100, n_gen=600, seed=3):
+    """Generated rows = reference rows rescaled plus a little noise (a memorizing model):
+    FID is a small difference of large traces, both covariances are rank-deficient, and
+    S1·S2 has hundreds of eigenvalues that are zero up to rounding."""
+    rng = np.random.default_rng(seed)
+    ref = np.abs(rng.standard_normal((n_ref, 32)) @ rng.standard_normal((32, d))) * 0.3
+    ref = (ref + 0.5 * features(n_ref, d, seed + 1, 0.35, 0.01)).astype(np.float32)
+    gen = ref[rng.integers(0, n_ref, n_gen)] * rng.uniform(0.9, 1.1, (n_gen, 1))
+    return (gen + 0.05 * np.abs(rng.standard_normal((n_gen, d)))).astype(np.float32), ref
+
+
 def rel(a, b):
     return abs(a - b) / abs(b)
 
@@ -67,6 +78,20 @@ def test_cholesky_falls_back_to_eigh_when_singular():
         metrics.fid(gen, ref, method="cholesky")
     want = kaggle("both rank-deficient")["fid"]
     assert rel(metrics.fid(gen, ref), want) < 1e-6
+    assert rel(metrics.fid(gen, ref, dtype=tf.float32), want) < 1e-3  # float32 auto: factor, no Cholesky
+
+
+def test_near_duplicates_with_rank_deficient_covariances_match_kaggle():
+    gen, ref = near_duplicates()
+    want = kn.mifid(gen, ref)
+    got = metrics.mifid(gen, ref)
+    assert rel(got["fid"], want["fid"]) < 1e-6, (got, want)
+    assert abs(got["distance"] - want["distance"]) < 1e-9
+    assert got["distance"] < 0.1 and rel(got["mifid"], want["mifid"]) < 1e-6
+    # The k x k factor form has almost no rounding-level eigenvalues to count: it is the
+    # exact value, farther from Kaggle's sqrtm, which counts the positive half of them.
+    assert rel(metrics.fid(gen, ref, method="factor"), want["fid"]) > 2 * rel(got["fid"], want["fid"])
+    assert rel(metrics.fid(gen, ref, dtype=tf.float32), want["fid"]) < 1e-3
 
 
 def test_duplicated_features_trigger_the_memorization_penalty():

@@ -2,6 +2,7 @@
 
     gan-tpu score images.zip --reference DATA/monet_tfrec \
         [--extractor kaggle[:PATH] | inception_v3[:WEIGHTS] | tiny] [--cache DIR] [--json OUT]
+        [--checkerboard N] [--photos PATH]
 
 The reference is read once per extractor and content, then cached as an .npz of
 its features and statistics (``--cache``, default ``$GAN_TPU_CACHE`` or
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
         description="Score generated images the way Kaggle does (MiFID), against a local reference set.")
     p.add_argument("generated", help="images.zip to score (a folder of JPEGs or .tfrec files also works)")
     p.add_argument("--reference", required=True, metavar="PATH",
-                   help="Monet paintings: a data root, monet_tfrec/, a JPG folder, a .tfrec, a zip, "
+                   help="Monet paintings: a data root, monet_tfrec/, a JPG folder, a .tfrec, a zip, tfds:NAME[:SPLIT], "
                         "or a reference .npz (from --save-reference or the cache)")
     p.add_argument("--extractor", default="kaggle", metavar="SPEC", help=EXTRACTOR_HELP)
     p.add_argument("--cache", metavar="DIR", help="reference feature cache (default $GAN_TPU_CACHE or ~/.cache/gan_tpu)")
@@ -38,6 +39,12 @@ def register(subparsers) -> None:
     p.add_argument("--eps", type=float, default=0.1, help="memorization threshold (Kaggle: 0.1)")
     p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (0 skips KID; default 100)")
     p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (default 1000)")
+    p.add_argument("--checkerboard", type=int, default=1000, metavar="N",
+                   help="checkerboard index (not a Kaggle figure) over the first N generated images "
+                        "(default 1000; 0 skips it)")
+    p.add_argument("--photos", metavar="PATH",
+                   help="photos (a data root, photo_tfrec/, a JPG folder, ...) whose checkerboard index "
+                        "is printed as the baseline")
     p.add_argument("--precision", choices=("auto", "float64", "float32"), default="auto",
                    help="statistics precision (auto: float64, float32 under a TPUStrategy)")
     p.set_defaults(func=run)
@@ -99,7 +106,7 @@ def load_reference(path: str, extractor, *, cache_dir=None, batch_size=64, dtype
     from gan_tpu.metrics.extractors import Progress
     from gan_tpu.metrics.scoring import Reference
 
-    if path.lower().endswith(".npz"):
+    if isinstance(path, str) and path.lower().endswith(".npz"):
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such reference .npz")
         return _load_npz(path, extractor), "npz"
@@ -147,6 +154,16 @@ def generated_images(path: str):
     return data.source_images(source), count
 
 
+def checkerboard_of(images, limit: int, batch_size: int = 64):
+    """(index, count) of the first ``limit`` images of a dataset (see metrics.checkerboard)."""
+    from gan_tpu.metrics.checkerboard import CheckerboardMeter
+
+    meter = CheckerboardMeter(limit)
+    for batch in images.take(limit).batch(batch_size):
+        meter.update(batch.numpy())
+    return meter.result(), meter.count
+
+
 # --------------------------------------------------------------------------- output
 def format_scores(scores: dict, eps: float) -> list[str]:
     """The table ``gan-tpu score`` prints: one metric per line."""
@@ -163,6 +180,11 @@ def format_scores(scores: dict, eps: float) -> list[str]:
         verdict = f"below {eps}: penalized" if d < eps else f">= {eps}: no penalty"
         lines.append(f"memorization distance:  {d:.6f} ({verdict})")
     lines.append(f"MiFID:                  {num(scores.get('mifid'))}")
+    if scores.get("checkerboard") is not None:
+        base = scores.get("checkerboard_photos")
+        baseline = "" if base is None else f"; photos {base:.3f}"
+        lines.append(f"checkerboard index:     {scores['checkerboard']:.3f} (period-2 spectral peak, "
+                     f"{scores['checkerboard_images']} images{baseline}; ~1: none; not a Kaggle figure)")
     if scores.get("kid") is not None:
         lines.append(f"KID:                    {scores['kid']:.6f} ± {scores['kid_std']:.6f}")
     if scores.get("is") is not None:
@@ -174,11 +196,13 @@ def format_scores(scores: dict, eps: float) -> list[str]:
 
 def score_paths(generated: str, reference: str, extractor: str = "kaggle", *, cache_dir=None,
                 batch_size: int = 64, eps: float = 0.1, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                precision: str = "auto", save_reference=None, strategy=None, log=None) -> dict:
+                precision: str = "auto", save_reference=None, strategy=None, log=None,
+                checkerboard: int = 1000, photos=None) -> dict:
     """Score the images at ``generated`` against ``reference``: the work of ``gan-tpu score``.
 
     Returns the scores dict (fid, distance, mifid, kid, kid_std, is, is_std, counts and
-    the extractor's name/key/label); ``format_scores(scores, eps)`` gives the printed table.
+    the extractor's name/key/label, and the checkerboard index of the first ``checkerboard``
+    images, with ``photos``' as its baseline); ``format_scores(scores, eps)`` gives the table.
     """
     from gan_tpu import runtime
     from gan_tpu.metrics.extractors import Progress, get_extractor
@@ -189,8 +213,11 @@ def score_paths(generated: str, reference: str, extractor: str = "kaggle", *, ca
         raise UserError(f"--batch must be at least 1, got {batch_size}")
     if not os.path.exists(generated):
         raise UserError(f"{generated}: no such file or folder")
-    if not reference.lower().endswith(".npz") and not os.path.exists(reference):
-        raise UserError(f"{reference}: no such reference file or folder")
+    from gan_tpu import tfds_source
+
+    for ref_path in reference if isinstance(reference, (list, tuple)) else [reference]:
+        if not (ref_path.lower().endswith(".npz") or tfds_source.is_spec(ref_path) or os.path.exists(ref_path)):
+            raise UserError(f"{ref_path}: no such reference file or folder")
     images, count = generated_images(generated)
     strategy = strategy or runtime.get_strategy(keras_models=False)  # TF graphs, on any Keras backend
     ex = get_extractor(extractor, strategy=strategy)
@@ -204,6 +231,14 @@ def score_paths(generated: str, reference: str, extractor: str = "kaggle", *, ca
     for feats, probs in ex.extract(images, batch_size, Progress("generated", count)):
         scorer.update(feats, probs)
     scores = scorer.result(eps=eps, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    scores["checkerboard"] = scores["checkerboard_photos"] = None
+    if checkerboard > 0:
+        scores["checkerboard"], scores["checkerboard_images"] = checkerboard_of(images, checkerboard, batch_size)
+        if photos:
+            from gan_tpu import data
+
+            scores["checkerboard_photos"], _ = checkerboard_of(
+                data.source_images(data.resolve(photos, "photo")), checkerboard, batch_size)
     scores.update({
         "extractor": ex.name, "extractor_key": ex.key,
         "extractor_label": ex.label, "comparable_with_kaggle": ex.comparable_with_kaggle,
@@ -219,7 +254,8 @@ def run(args) -> int:
     scores = score_paths(args.generated, args.reference, args.extractor, cache_dir=cache_dir,
                          batch_size=args.batch, eps=args.eps, kid_subsets=args.kid_subsets,
                          kid_subset_size=args.kid_subset_size, precision=args.precision,
-                         save_reference=args.save_reference)
+                         save_reference=args.save_reference, checkerboard=args.checkerboard,
+                         photos=args.photos)
     for line in format_scores(scores, args.eps):
         print(line)
     if args.json:

@@ -33,7 +33,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses
-from gan_tpu.layers import ReflectionPadding2D, weight_init
+from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
 from gan_tpu.models.base import AdversarialModel, Player
 from gan_tpu.models.networks import patch_discriminator
 from gan_tpu.models.registry import register
@@ -107,13 +107,16 @@ def _instance_norm(name):
 
 
 def latent_resnet_generator(image_size: int, *, latent_channels: int = 1, ngf: int = 64, n_blocks: int = 9,
-                            name: str = "bayes_g") -> keras.Model:
+                            upsample: str = "transpose", name: str = "bayes_g") -> keras.Model:
     """The authors' 'global' ResNet generator on [image (3) + latent (L)] channels -> image.
 
-    c7s1-ngf, two stride-2 convs, n_blocks residual blocks, two transposed convs, c7s1-3,
-    tanh; instance norm without affine parameters. Convs followed by instance norm have no
-    bias (theirs do: the norm cancels a bias exactly, so it only ever gets rounding noise).
+    c7s1-ngf, two stride-2 convs, n_blocks residual blocks, two up blocks (`upsample`:
+    "transpose", the authors' 3x3 transposed convs, or "resize" / "antialias", see
+    `gan_tpu.layers.upsample_conv`), c7s1-3, tanh; instance norm without affine parameters.
+    Convs followed by instance norm have no bias (theirs do: the norm cancels a bias
+    exactly, so it only ever gets rounding noise).
     """
+    check_upsample(upsample)
     if image_size % 4:
         raise ValueError(f"Bayesian CycleGAN image size must be a multiple of 4, got {image_size}")
     inputs = keras.Input((image_size, image_size, 3 + latent_channels), name=f"{name}_in")
@@ -135,8 +138,7 @@ def latent_resnet_generator(image_size: int, *, latent_channels: int = 1, ngf: i
         y = _instance_norm(f"{name}_block{b}b_norm")(conv(y, ngf * 4, 3, f"block{b}b", pad=1))
         x = layers.Add(name=f"{name}_block{b}_add")([x, y])
     for i, w in enumerate((ngf * 2, ngf)):
-        x = layers.Conv2DTranspose(w, 3, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
+        x = upsample_conv(x, w, mode=upsample, name=f"{name}_up{i}", transpose_kernel=3)
         x = norm_relu(x, f"up{i}")
     x = conv(x, 3, 7, "out", pad=3, use_bias=True)
     outputs = layers.Activation("tanh", dtype="float32", name=f"{name}_out")(x)
@@ -190,6 +192,7 @@ def _lsgan(x, target: float):
     n_blocks=9,              # generator residual blocks
     disc_layers=3,           # PatchGAN depth (3: 70x70)
     latent_channels=1,       # latent map channels concatenated to the generator input
+    upsample="transpose",    # generator up blocks: "transpose" (authors'), "resize" or "antialias"
     mc_samples=3,            # Monte Carlo draws of the latent per image per step
     cycle_weight=10.0,       # λcyc
     kl_weight=0.1,           # λkl
@@ -206,7 +209,7 @@ class BayesianCycleGAN(AdversarialModel):
 
     loss_names = ("g_total", "g_adv", "cycle", "rec_adv", "kl", "prior", "d_monet", "d_photo")
 
-    def __init__(self, image_size: int, *, ngf, ndf, nef, n_blocks, disc_layers, latent_channels, mc_samples,
+    def __init__(self, image_size: int, *, ngf, ndf, nef, n_blocks, disc_layers, latent_channels, upsample, mc_samples,
                  cycle_weight, kl_weight, gamma, prior_weight, lr, beta_1, **kwargs):
         super().__init__(**kwargs)
         if mc_samples < 1 or latent_channels < 1:
@@ -214,7 +217,7 @@ class BayesianCycleGAN(AdversarialModel):
                              f"got {mc_samples} and {latent_channels}")
         self.image_size = image_size
         self.mc_samples = int(mc_samples)
-        g = dict(latent_channels=latent_channels, ngf=ngf, n_blocks=n_blocks)
+        g = dict(latent_channels=latent_channels, ngf=ngf, n_blocks=n_blocks, upsample=upsample)
         self.g_monet = latent_resnet_generator(image_size, name="g_monet", **g)
         self.g_photo = latent_resnet_generator(image_size, name="g_photo", **g)
         # seeds from Python's RNG, which keras.utils.set_random_seed (train.make_run) seeds

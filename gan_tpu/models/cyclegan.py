@@ -29,6 +29,7 @@ OPTIONS = dict(
     d_norm="instance",       # discriminator norm
     spectral_norm=False,     # spectral normalization on every discriminator conv
     dropout=0.5,             # U-Net up blocks 1-3
+    upsample="transpose",    # generator up blocks: "transpose", "resize" (nearest + conv), "antialias" (CUT's)
     adversarial="bce",       # "bce", "lsgan", "hinge" or "wgan-gp"
     label_smoothing=0.0,     # one-sided: real label 1 - this (bce, lsgan)
     n_critic=1,              # discriminator updates per batch
@@ -87,7 +88,7 @@ class CycleGAN(AdversarialModel):
     loss_names = ("g_total", "g_adv", "cycle", "identity", "d_monet", "d_photo")
 
     def __init__(self, image_size: int, *, generator, ngf, ndf, n_blocks, skips, disc_layers, norm,
-                 d_norm, spectral_norm, dropout, adversarial, label_smoothing, n_critic, gp_weight,
+                 d_norm, spectral_norm, dropout, upsample, adversarial, label_smoothing, n_critic, gp_weight,
                  pool_size, diff_augment, cycle_weight, identity_weight, optimizer, lr, beta_1,
                  beta_2, decay_start, total_steps, **kwargs):
         super().__init__(**kwargs)
@@ -106,7 +107,7 @@ class CycleGAN(AdversarialModel):
         if skips and generator != "resnet":
             raise ValueError("skips applies to the resnet generator (the U-Net has its own)")
         self.policy = augment.parse_policy(diff_augment)
-        options = {"ngf": ngf, "norm": norm}
+        options = {"ngf": ngf, "norm": norm, "upsample": upsample}
         options.update({"dropout": dropout} if generator == "unet" else {"n_blocks": n_blocks, "skips": skips})
         make_g = GENERATORS[generator]
         self.g_monet = make_g(image_size, name="g_monet", **options)

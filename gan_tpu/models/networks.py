@@ -6,7 +6,7 @@ import math
 import keras
 from keras import layers
 
-from gan_tpu.layers import ReflectionPadding2D, norm_layer, weight_init
+from gan_tpu.layers import ReflectionPadding2D, check_upsample, norm_layer, upsample_conv, weight_init
 
 
 def _down(x, filters, *, norm, name, use_norm=True):
@@ -17,9 +17,8 @@ def _down(x, filters, *, norm, name, use_norm=True):
     return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 
 
-def _up(x, filters, *, norm, name, dropout=0.0):
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=weight_init(), name=f"{name}_conv")(x)
+def _up(x, filters, *, norm, name, upsample, dropout=0.0):
+    x = upsample_conv(x, filters, mode=upsample, name=name)
     x = norm_layer(norm, name=f"{name}_norm")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
@@ -27,14 +26,16 @@ def _up(x, filters, *, norm, name, dropout=0.0):
 
 
 def unet_generator(image_size: int, *, ngf: int = 64, norm: str = "instance",
-                   dropout: float = 0.5, name: str = "unet") -> keras.Model:
+                   dropout: float = 0.5, upsample: str = "transpose", name: str = "unet") -> keras.Model:
     """The competition starter notebook's U-Net, as deep as the image size allows.
 
     4x4 stride-2 convs (ngf, 2ngf, 4ngf, 8ngf, 8ngf, ...) down to 1x1, instance norm except
     on the first block, LeakyReLU 0.2; transposed convs back up with dropout on the first
     three up blocks and concatenated skips; tanh out. At the 1x1 bottleneck instance norm
-    would zero every channel, so that block has none.
+    would zero every channel, so that block has none. `upsample` ("transpose", "resize",
+    "antialias"; see `gan_tpu.layers.upsample_conv`) sets every up block, the output's too.
     """
+    check_upsample(upsample)
     depth = int(math.log2(image_size))
     if 2 ** depth != image_size or depth < 2:
         raise ValueError(f"U-Net image size must be a power of two >= 4, got {image_size}")
@@ -46,10 +47,9 @@ def unet_generator(image_size: int, *, ngf: int = 64, norm: str = "instance",
         x = _down(x, w, norm=norm, name=f"{name}_down{i}", use_norm=0 < i and not last)
         skips.append(x)
     for i, (w, skip) in enumerate(zip(reversed(widths[:-1]), reversed(skips[:-1]))):
-        x = _up(x, w, norm=norm, name=f"{name}_up{i}", dropout=dropout if i < 3 else 0.0)
+        x = _up(x, w, norm=norm, name=f"{name}_up{i}", upsample=upsample, dropout=dropout if i < 3 else 0.0)
         x = layers.Concatenate(name=f"{name}_skip{i}")([x, skip])
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=weight_init(),
-                               name=f"{name}_out_conv")(x)
+    x = upsample_conv(x, 3, mode=upsample, name=f"{name}_out", use_bias=True)
     outputs = layers.Activation("tanh", dtype="float32", name=f"{name}_out")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -64,14 +64,17 @@ def _conv_norm_relu(x, filters, kernel, *, norm, name, strides=1, reflect=0):
 
 
 def resnet_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9,
-                     norm: str = "instance", skips: bool = False, name: str = "resnet") -> keras.Model:
+                     norm: str = "instance", skips: bool = False, upsample: str = "transpose",
+                     name: str = "resnet") -> keras.Model:
     """Zhu et al.'s ResNet generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3.
 
     `skips` adds encoder-decoder skip connections, as in a U-Net: each upsampling stage is
     concatenated with the encoder features of the same resolution (d2ngf after u2ngf, the
     c7s1-ngf stem after ungf), which the seed report found helps spatial reconstruction.
-    `norm="layer"` is the layer-norm option (over H, W, C per image).
+    `norm="layer"` is the layer-norm option (over H, W, C per image). `upsample` sets the two
+    up blocks ("transpose": Zhu et al.'s 3x3 transposed convs; "resize", "antialias").
     """
+    check_upsample(upsample)
     if image_size % 4:
         raise ValueError(f"ResNet generator image size must be a multiple of 4, got {image_size}")
     inputs = keras.Input((image_size, image_size, 3), name=f"{name}_in")
@@ -88,8 +91,7 @@ def resnet_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9,
         y = norm_layer(norm, name=f"{name}_block{b}b_norm")(y)
         x = layers.Add(name=f"{name}_block{b}_add")([x, y])
     for i, w in enumerate((ngf * 2, ngf)):
-        x = layers.Conv2DTranspose(w, 3, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
+        x = upsample_conv(x, w, mode=upsample, name=f"{name}_up{i}", transpose_kernel=3)
         x = norm_layer(norm, name=f"{name}_up{i}_norm")(x)
         x = layers.ReLU(name=f"{name}_up{i}_act")(x)
         if skips:

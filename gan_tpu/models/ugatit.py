@@ -31,7 +31,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses
-from gan_tpu.layers import ReflectionPadding2D, weight_init
+from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
 from gan_tpu.models.base import AdversarialModel, Player
 from gan_tpu.models.registry import register
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
@@ -48,12 +48,15 @@ def _instance_norm(name):
 
 
 def ugatit_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 4, light: bool = False,
-                     cam_shared: bool = True, name: str = "ugatit_g") -> keras.Model:
+                     cam_shared: bool = True, upsample: str = "resize", name: str = "ugatit_g") -> keras.Model:
     """The U-GAT-IT generator: outputs [image in [-1, 1], CAM logits [B, 2]] (both float32).
 
     full: γ, β from an MLP over the flattened bottleneck features ((size/4)² · 4ngf inputs:
     268 M weights at 256 px, ngf 64); light: from an MLP over their global average.
+    `upsample`: "resize" (the authors' nearest x2 + reflect-padded 3x3 conv), "antialias"
+    (CUT's blur instead of nearest) or "transpose" (a 3x3 transposed conv).
     """
+    check_upsample(upsample)
     if image_size % 4:
         raise ValueError(f"U-GAT-IT image size must be a multiple of 4, got {image_size}")
     width = ngf * 4
@@ -95,9 +98,8 @@ def ugatit_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 4, light
         y = AdaLIN(name=f"{name}_dec{b}_norm2")([y, gamma, beta])
         x = layers.Add(name=f"{name}_dec{b}_add")([x, y])
     for i in range(2):
-        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up{i}_resize")(x)
-        x = ReflectionPadding2D(1, name=f"{name}_up{i}_pad")(x)
-        x = _conv(width // 2 ** (i + 1), 3, name=f"{name}_up{i}_conv")(x)
+        x = upsample_conv(x, width // 2 ** (i + 1), mode=upsample, name=f"{name}_up{i}", transpose_kernel=3,
+                          reflect=True)
         x = layers.ReLU(name=f"{name}_up{i}_act")(ILN(name=f"{name}_up{i}_norm")(x))
     x = ReflectionPadding2D(3, name=f"{name}_out_pad")(x)
     x = _conv(3, 7, name=f"{name}_out_conv")(x)
@@ -177,6 +179,7 @@ UGATIT_DEFAULTS = dict(
     global_layers=7,         # global discriminator (needs image_size >= 96)
     local_layers=5,          # local discriminator (needs image_size >= 24)
     cam_shared=True,         # one CAM weight for the GAP and GMP branches
+    upsample="resize",       # generator up blocks: "resize" (authors'), "antialias" or "transpose"
     adv_weight=1.0,
     cycle_weight=10.0,
     identity_weight=10.0,
@@ -196,14 +199,14 @@ class UGATIT(AdversarialModel):
     loss_names = ("g_total", "g_adv", "cycle", "identity", "cam", "d_monet", "d_photo")
 
     def __init__(self, image_size: int, *, ngf, ndf, n_blocks, global_layers, local_layers, cam_shared,
-                 adv_weight, cycle_weight, identity_weight, cam_weight, lr, beta_1, beta_2,
+                 upsample, adv_weight, cycle_weight, identity_weight, cam_weight, lr, beta_1, beta_2,
                  weight_decay, **kwargs):
         super().__init__(**kwargs)
         for key, n in (("global_layers", global_layers), ("local_layers", local_layers)):
             if image_size < min_discriminator_size(n):
                 raise ValueError(f"model.{key}={n} needs image_size >= {min_discriminator_size(n)}, "
                                  f"got {image_size} (lower model.{key})")
-        g = dict(ngf=ngf, n_blocks=n_blocks, light=self.light, cam_shared=cam_shared)
+        g = dict(ngf=ngf, n_blocks=n_blocks, light=self.light, cam_shared=cam_shared, upsample=upsample)
         self.g_monet = ugatit_generator(image_size, name="g_monet", **g)
         self.g_photo = ugatit_generator(image_size, name="g_photo", **g)
         self.d_monet_global = ugatit_discriminator(image_size, ndf=ndf, n_layers=global_layers,
