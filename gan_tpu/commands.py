@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -122,7 +123,14 @@ def train_and_submit(cfg: dict, zip_path: str, *, resume: bool = False):
 
 
 def translate_photos(run, photos: str, out: str, **overrides):
-    """Translate every photo under `photos` with the run's generator into a submission zip."""
+    """Translate every photo under `photos` with the run's generator (its EMA weights when
+    the model averages them) into a submission zip."""
+    painting = getattr(run.model, "painting_weights", None)
+    with painting() if painting else contextlib.nullcontext():
+        return _paint(run, photos, out, **overrides)
+
+
+def _paint(run, photos: str, out: str, **overrides):
     from gan_tpu import data, translator
     from gan_tpu.errors import UserError
     from gan_tpu.submission.generate import write_samples, write_submission

@@ -103,6 +103,13 @@ def train_step(model, state, data):
         context = context_new
         parts.update(logged)
 
+    with keras.StatelessScope(state_mapping=[(v, values[id(v)]) for v in model_vars]) as scope:
+        model.after_step()  # the EMA of the generator's weights
+    for v in nt_vars:
+        new = scope.get_current_value(v)
+        if new is not None:
+            values[id(v)] = new
+
     own = multi.iterations  # the wrapper's own step counter, kept in step with the players
     for i, v in enumerate(multi.variables):
         if v is own:
