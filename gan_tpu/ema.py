@@ -25,6 +25,10 @@ def averaged_variables(network: keras.Model) -> list:
     return [v for v in network.variables if "float" in str(v.dtype)]
 
 
+def _host_copy(variable):
+    return ops.convert_to_numpy(variable.value).copy()
+
+
 class WeightAverage(keras.layers.Layer):
     """Shadow weights of one network and the step count they were averaged over."""
 
@@ -40,7 +44,7 @@ class WeightAverage(keras.layers.Layer):
                                         aggregation="mean", name=f"shadow_{i}")
                         for i, v in enumerate(averaged_variables(network))]
         for shadow, v in zip(self.shadows, averaged_variables(network)):
-            shadow.assign(v.value)
+            shadow.assign(_host_copy(v))  # not v's own buffer: JAX's trainer donates each once
         self.steps = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
                                      aggregation="only_first_replica", name="steps")
         self.built = True
@@ -55,13 +59,14 @@ class WeightAverage(keras.layers.Layer):
 
     @contextlib.contextmanager
     def swapped(self, network: keras.Model):
-        """The averaged weights in `network` inside the block; its own ones back after."""
+        """The averaged weights in `network` inside the block; its own ones back after
+        (eagerly, outside any compiled step)."""
         variables = averaged_variables(network)
 
-        def swap():
+        def swap():  # through host copies: an eager TF read may alias the buffer it assigns into
             for shadow, v in zip(self.shadows, variables):
-                own = ops.convert_to_tensor(v.value)
-                v.assign(shadow.value)
+                own, average = _host_copy(v), _host_copy(shadow)
+                v.assign(average)
                 shadow.assign(own)
 
         swap()

@@ -18,7 +18,7 @@ from keras import layers, ops
 
 from gan_tpu import augment, losses
 from gan_tpu.models.base import Player
-from gan_tpu.models.biggan_layers import Attend, ClassLabels, GatedResidual, LatentChunk, Modulate
+from gan_tpu.models.biggan_layers import Attend, ClassOneHot, GatedResidual, LatentChunk, Modulate
 from gan_tpu.models.dcgan import NoiseGAN
 from gan_tpu.models.noise_networks import _levels
 from gan_tpu.models.registry import register
@@ -103,9 +103,9 @@ def biggan_generator(image_size: int, *, latent_dim: int = 140, ngf: int = 96, s
     bounds = [sum(sizes[:i]) for i in range(n + 2)]
     z = keras.Input((latent_dim,), name=f"{name}_z")
     chunks = [LatentChunk(bounds[i], bounds[i + 1], name=f"{name}_z{i}")(z) for i in range(n + 1)]
-    labels = ClassLabels(name=f"{name}_labels")(z)
-    shared = layers.Embedding(classes, shared_dim, embeddings_initializer=keras.initializers.RandomNormal(0.0, 1.0),
-                              name=f"{name}_shared")(labels)
+    labels = ClassOneHot(classes, name=f"{name}_labels")(z)
+    shared = layers.Dense(shared_dim, use_bias=False, kernel_initializer=keras.initializers.RandomNormal(0.0, 1.0),
+                          name=f"{name}_shared")(labels)  # the shared class embedding
     x = _dense(16 * ngf * 16, f"{name}_project")(chunks[0])
     x = layers.Reshape((4, 4, 16 * ngf), name=f"{name}_reshape")(x)
     attend_at = nearest([4 * 2 ** (i + 1) for i in range(n)], attention)
@@ -156,8 +156,8 @@ def biggan_discriminator(image_size: int, *, ndf: int = 96, classes: int = 1, at
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     features = layers.Rescaling(16.0, name=f"{name}_sum")(x)  # global sum pooling over the 4x4 map
     logit = _dense(1, f"{name}_logit")(features)
-    labels = ClassLabels(name=f"{name}_labels")(inputs)
-    embedded = _sn(layers.Embedding(classes, widths[-1], embeddings_initializer=_init(), name=f"{name}_embed"))(labels)
+    labels = ClassOneHot(classes, name=f"{name}_labels")(inputs)
+    embedded = _dense(widths[-1], f"{name}_embed", use_bias=False)(labels)  # D's class embedding
     projection = layers.Dot(axes=1, name=f"{name}_projection")([embedded, features])
     x = layers.Add(name=f"{name}_logit_add")([logit, projection])
     return keras.Model(inputs, layers.Activation("linear", dtype="float32", name=f"{name}_out")(x), name=name)
