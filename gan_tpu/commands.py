@@ -166,7 +166,7 @@ def cmd_generate(args) -> int:
     run, generator = translator.load(args.run, args.checkpoint)
     if args.truncation is not None:
         if run is None or getattr(run.model, "kind", "translation") != "noise":
-            raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan) samples latents")
+            raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan, biggan) samples latents")
         run.model.truncation = float(args.truncation)
     if run is None:  # a bare .keras generator: no run config to read defaults from
         return _generate_from_keras(generator, args)

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from gan_tpu import checkpoints, cli, models, translator
+from gan_tpu.data import to_uint8
 from gan_tpu.ema import averaged_variables
 from gan_tpu.models.biggan import block_widths, chunk_sizes, orthogonal_regularization
 from tests.helpers import assert_same_after_one_adam_step, one_eager_step, overfit, two_replicas
@@ -196,18 +197,23 @@ def test_the_pipeline_trains_and_exports_its_ema_generator(biggan_run):
     assert not np.array_equal(generator(z, training=False).numpy(), averaged)
 
 
-def test_generate_from_a_biggan_run_with_truncation(biggan_run, tmp_path):
-    def images(*extra):
-        out = str(tmp_path / f"t{len(extra)}.zip")
-        assert cli.main(["generate", "--run", biggan_run, "--count", "8", "--allow-any-count", "--out", out,
-                         "--no-progress", *extra]) == 0
-        assert cli.main(["validate", out, "--allow-any-count"]) == 0
-        with zipfile.ZipFile(out) as zf:
-            return [zf.read(n) for n in sorted(zf.namelist())]
-
-    plain, truncated = images(), images("--truncation", "0.3")
-    assert len(plain) == 8 and plain != truncated
+def test_generate_paints_truncated_hierarchical_latents_with_the_ema_generator(biggan_run, tmp_path):
+    out = str(tmp_path / "t.zip")
+    assert cli.main(["generate", "--run", biggan_run, "--count", "4", "--allow-any-count", "--out", out,
+                     "--no-progress", "--truncation", "0.3"]) == 0
+    assert cli.main(["validate", out, "--allow-any-count"]) == 0
+    with zipfile.ZipFile(out) as zf:
+        zipped = np.stack([tf.io.decode_jpeg(zf.read(f"{i}.jpg")).numpy() for i in range(1, 5)]).astype(np.float32)
     run, _ = translator.load(biggan_run)
+
+    def painted(truncation):  # the run's first submission batch (4 a batch), at 256 px
+        run.model.truncation = truncation
+        with run.model.painting_weights():
+            return to_uint8(translator.sampler_at_size(run.model)(0, 4)).numpy().astype(np.float32)
+
+    truncated = painted(0.3)
+    assert np.abs(zipped - truncated).mean() < 1.5  # JPEG's rounding apart
+    assert not np.array_equal(truncated, painted(0.0))
+    z = run.model.sample_latents(0, 256).numpy()  # (truncation 0.0 now) vs every chunk of z truncated
     run.model.truncation = 0.3
-    z = run.model.sample_latents(0, 256).numpy()  # every block's chunk of z is truncated
-    assert np.abs(z).max() <= 0.3 and z.std() > 0.1
+    assert np.abs(z).max() > 2 and np.abs(run.model.sample_latents(0, 256).numpy()).max() <= 0.3
