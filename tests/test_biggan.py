@@ -1,6 +1,7 @@
-"""BigGAN: paper defaults and layout, orthogonal regularization, an XLA step in mixed
-bfloat16, two replicas = one, a two-mode toy set, the CLI run -> EMA generator.keras ->
-generate with truncation; and the EMA of generator weights every model can turn on."""
+"""BigGAN: paper defaults and layout, orthogonal regularization, a step in mixed bfloat16,
+two replicas = one (synchronized batch norm), XLA steps on a two-mode toy set, the CLI run
+-> EMA generator.keras -> generate with truncation; and the EMA of generator weights every
+model can turn on (its JAX side is in tests/test_jax_backend.py)."""
 import os
 import zipfile
 
