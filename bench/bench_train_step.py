@@ -59,7 +59,7 @@ def _noise_passes(model):
 
 
 PASSES = {"CycleGAN": _cyclegan_passes, "DCGAN": _noise_passes, "WGANGP": _noise_passes,
-          "SNGAN": _noise_passes, "ArtGAN": _noise_passes}
+          "SNGAN": _noise_passes, "ArtGAN": _noise_passes, "BigGAN": _noise_passes}
 # U-GAT-IT's generator player: 6 generator passes, 4 discriminator passes (global + local
 # per domain). Bayesian CycleGAN's: 4 generator calls (2 translations, 2 reconstructions)
 # and 4 discriminator calls, each on mc_samples x the batch (its small encoders left out).

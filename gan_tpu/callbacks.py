@@ -1,6 +1,7 @@
 """Training callbacks: sample grids people can look at, and checkpoints."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -42,6 +43,16 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(out_dir, exist_ok=True)
 
     def write(self, name: str) -> str:
+        painting = getattr(self.model, "painting_weights", None)  # the EMA weights, if averaged
+        with painting() if painting else contextlib.nullcontext():
+            grid = self._grid()
+        scale = max(1, 128 // self.photos.shape[1])  # small training sizes: tiles >= 128 px
+        grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
+        path = os.path.join(self.out_dir, name)
+        atomic_write(path, tf.io.encode_png(grid).numpy())
+        return path
+
+    def _grid(self) -> np.ndarray:
         if self._translator is None and getattr(self.model, "kind", "translation") == "noise":
             n = int(self.photos.shape[0])
             fakes = to_uint8(self.model.sample(0, 2 * n)).numpy()
@@ -50,11 +61,7 @@ class SampleGrid(keras.callbacks.Callback):
             translator = self._translator or self.model.translator
             fakes = translator(self.photos, training=False)
             grid = image_grid([to_uint8(self.photos).numpy(), to_uint8(fakes).numpy()])
-        scale = max(1, 128 // self.photos.shape[1])  # small training sizes: tiles >= 128 px
-        grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
-        path = os.path.join(self.out_dir, name)
-        atomic_write(path, tf.io.encode_png(grid).numpy())
-        return path
+        return grid
 
     def on_epoch_end(self, epoch, logs=None):
         self.write(f"epoch_{epoch + 1:03d}.png")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -122,7 +123,14 @@ def train_and_submit(cfg: dict, zip_path: str, *, resume: bool = False):
 
 
 def translate_photos(run, photos: str, out: str, **overrides):
-    """Translate every photo under `photos` with the run's generator into a submission zip."""
+    """Translate every photo under `photos` with the run's generator (its EMA weights when
+    the model averages them) into a submission zip."""
+    painting = getattr(run.model, "painting_weights", None)
+    with painting() if painting else contextlib.nullcontext():
+        return _paint(run, photos, out, **overrides)
+
+
+def _paint(run, photos: str, out: str, **overrides):
     from gan_tpu import data, translator
     from gan_tpu.errors import UserError
     from gan_tpu.submission.generate import write_samples, write_submission
@@ -157,7 +165,7 @@ def cmd_generate(args) -> int:
     run, generator = translator.load(args.run, args.checkpoint)
     if args.truncation is not None:
         if run is None or getattr(run.model, "kind", "translation") != "noise":
-            raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan) samples latents")
+            raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan, biggan) samples latents")
         run.model.truncation = float(args.truncation)
     if run is None:  # a bare .keras generator: no run config to read defaults from
         return _generate_from_keras(generator, args)

@@ -251,7 +251,8 @@ def export_translator(run: Run) -> str:
     `generator.keras` in the run dir (atomically)."""
     final = os.path.join(run.out_dir, "generator.keras")
     tmp = os.path.join(run.out_dir, "generator.tmp.keras")
-    run.model.exported.save(tmp)
+    with run.model.painting_weights():  # the EMA generator when the model averages one
+        run.model.exported.save(tmp)
     os.replace(tmp, final)
     return final
 

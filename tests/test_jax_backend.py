@@ -70,6 +70,28 @@ def counter():
     return keras.Variable(0, dtype="int32", trainable=False, name="epoch")
 
 
+EMA_DECAY = 0.5
+
+
+def live_weights_callback():
+    import keras
+
+    from gan_tpu.ema import averaged_variables
+
+    class LiveWeights(keras.callbacks.Callback):
+        """The exported network's averaged variables after each train step."""
+
+        def __init__(self):
+            super().__init__()
+            self.after = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            model = self.model  # on JAX, this pulls fit's training state into the variables
+            self.after.append([np.array(v) for v in averaged_variables(model.exported)])
+
+    return LiveWeights
+
+
 # ------------------------------------------------------------------ the JAX side
 
 
@@ -82,26 +104,31 @@ def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host 
     from gan_tpu.submission.generate import write_submission
 
     assert keras.backend.backend() == "jax"
+    LiveWeights = live_weights_callback()  # noqa: N806
     out = {}
     devices = runtime.get_strategy("cpu")  # DataParallel over both devices, set globally
     out["replicas"] = devices.num_replicas_in_sync
 
-    # Every registered model: two steps on a global batch of 4 (2 per device).
+    # Every registered model: two steps on a global batch of 4 (2 per device), averaging the
+    # exported generator's weights from step 1 on (EMA, decay 0.5).
     out["models"], trained_models = {}, {}
     for name in models_to_train():
         keras.utils.set_random_seed(1)
-        model = models.build(name, image_size=SIZE, **tiny_options(name))
+        model = models.build(name, image_size=SIZE, **tiny_options(name), ema=EMA_DECAY, ema_start=1)
         model.compile(jit_compile=True)
         trained_models[name] = model
         before = {k: [np.array(v) for v in net.trainable_variables] for k, net in model.networks.items()}
         ds = tf.data.Dataset.from_tensors(batch(3, n=4)).repeat()
-        logs = model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0).history
+        live = LiveWeights()
+        logs = model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0, callbacks=[live]).history
+        np.savez(os.path.join(folder, f"ema_{name}.npz"), *live.after[0], *live.after[1],
+                 *[np.array(s) for s in model.ema.shadows])
         trained = {id(v) for p in model.players for v in p.variables}
         out["models"][name] = {
             "finite": all(np.isfinite(v[-1]) for v in logs.values()),
             "logged": sorted(logs), "loss_names": sorted(model.loss_names),
             "steps": [int(p.optimizer.iterations.numpy()) for p in model.players],
-            "player_steps": [p.steps for p in model.players],
+            "player_steps": [p.steps for p in model.players], "ema_steps": int(np.array(model.ema.steps)),
             # a WGAN critic's last bias gets no gradient, so: every network moved
             "unmoved": [k for k, net in model.networks.items() if trained & {id(v) for v in net.trainable_variables}
                         and all(np.array_equal(a, np.array(b)) for a, b in zip(before[k], net.trainable_variables))]}
@@ -205,6 +232,19 @@ def test_registered_models_train_two_steps_on_jax_with_data_parallel(jax_run):
         assert r["logged"] == r["loss_names"], name
         assert r["steps"] == [2 * s for s in r["player_steps"]], name  # every player, n_critic included
         assert r["unmoved"] == [], f"{name}: networks that did not train: {r['unmoved']}"
+
+
+def test_ema_weights_on_jax_follow_the_numpy_recurrence(jax_run):
+    folder, results, _ = jax_run
+    for name, r in results["models"].items():
+        arrays = np.load(os.path.join(folder, f"ema_{name}.npz"))
+        values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        k = len(values) // 3
+        first, second, shadows = values[:k], values[k:2 * k], values[2 * k:]
+        assert r["ema_steps"] == 2 and k > 0, name
+        for w1, w2, shadow in zip(first, second, shadows):  # step 1 <= ema_start: a copy; step 2 averages
+            np.testing.assert_allclose(shadow, EMA_DECAY * w1 + (1 - EMA_DECAY) * w2, rtol=1e-5, atol=1e-7)
+        assert any(not np.allclose(s, w) for s, w in zip(shadows, second)), name
 
 
 def test_one_cyclegan_step_is_the_same_on_jax_and_tensorflow(jax_run):

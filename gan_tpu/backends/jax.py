@@ -9,8 +9,9 @@ out and updates with each player's `stateless_apply`.
 
 Each player's loss runs inside a `keras.StatelessScope` holding the current values of
 every model variable (the players before it already updated, as on TensorFlow), so the
-model files' plain `self.net(x)` calls work unchanged; non-trainable updates made there
-(seed generators of dropout and noise, spectral-norm vectors) are carried forward.
+model files' plain `self.net(x)` calls work unchanged; updates made there (seed generators
+of dropout and noise, spectral-norm vectors and the normalized kernels spectral norm
+writes) are carried forward, and a player's optimizer updates the values so assigned.
 
 Distribution: under `keras.distribution.DataParallel` the jitted step sees the *global*
 batch (sharded over devices by XLA/GSPMD), so a loss averaged over the batch is already
@@ -87,7 +88,7 @@ def train_step(model, state, data):
                 loss, logged = player.loss(data, context_out, True)
                 scaled = opt.scale_loss(loss)
             updated = []
-            for v in nt_vars:
+            for v in model_vars:
                 new = scope.get_current_value(v)
                 updated.append(current[id(v)] if new is None else new)
             return scaled, _as_array((logged, context_out, updated))
@@ -95,13 +96,23 @@ def train_step(model, state, data):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         for _ in range(player.steps):
             p_values = [values[id(v)] for v in p_vars]
-            (_, (logged, context_new, nt_new)), grads = grad_fn(p_values, context)
-            new_p, new_opt = opt.stateless_apply(opt_values[where], grads, p_values)
+            (_, (logged, context_new, assigned)), grads = grad_fn(p_values, context)
+            # What the loss assigned is kept, trainable values too: spectral norm writes its
+            # normalized kernel in training calls, and the optimizer updates that, as on TF
+            # (else inference, which uses the kernel as stored, would see unnormalized ones).
+            values.update((id(v), x) for v, x in zip(model_vars, assigned))
+            new_p, new_opt = opt.stateless_apply(opt_values[where], grads, [values[id(v)] for v in p_vars])
             opt_values[where] = list(new_opt)
             values.update((id(v), x) for v, x in zip(p_vars, new_p))
-            values.update((id(v), x) for v, x in zip(nt_vars, nt_new))
         context = context_new
         parts.update(logged)
+
+    with keras.StatelessScope(state_mapping=[(v, values[id(v)]) for v in model_vars]) as scope:
+        model.after_step()  # the EMA of the generator's weights
+    for v in nt_vars:
+        new = scope.get_current_value(v)
+        if new is not None:
+            values[id(v)] = new
 
     own = multi.iterations  # the wrapper's own step counter, kept in step with the players
     for i, v in enumerate(multi.variables):

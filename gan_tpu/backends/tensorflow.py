@@ -17,6 +17,7 @@ def train_step(model, data):
             grads = tape.gradient(scaled, player.variables)
             player.optimizer.apply_gradients(zip(grads, player.variables))
         parts.update(logged)
+    model.after_step()
     return model.track(parts)
 
 

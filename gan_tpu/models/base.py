@@ -7,6 +7,7 @@ Everything backend-specific (taking gradients, applying optimizers) is in `gan_t
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Callable
 
@@ -46,6 +47,29 @@ class AdversarialModel(keras.Model):
         super().__init__(**kwargs)
         self._players: list[Player] | None = None
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
+        self.ema = None  # a gan_tpu.ema.WeightAverage of `exported` once `use_ema` is called
+
+    def use_ema(self, decay: float, start: int = 0) -> None:
+        """Average the exported network's weights over the train steps after `start`
+        (`model.ema` / `model.ema_start` of every model, see `registry.build`)."""
+        from gan_tpu.ema import WeightAverage
+
+        self.ema = WeightAverage(self.exported, decay, start, name="ema")
+
+    def after_step(self) -> None:
+        """Called by the trainer once per train step, after every player's update."""
+        if self.ema is not None:
+            self.ema.update(self.exported)
+
+    @contextlib.contextmanager
+    def painting_weights(self):
+        """The weights a run paints with (exports, sample grids, submissions) inside the
+        block: the EMA weights when the model averages them, else the trained ones."""
+        if self.ema is None:
+            yield self
+        else:
+            with self.ema.swapped(self.exported):
+                yield self
 
     def make_players(self) -> list[Player]:
         raise NotImplementedError

@@ -4,12 +4,15 @@ from __future__ import annotations
 from gan_tpu.errors import UserError
 
 _MODELS: dict[str, tuple[type, dict]] = {}
+# Options of every model (a model's registration may change their defaults), handled here:
+# `ema` > 0 averages the exported generator's weights with that decay after `ema_start` steps.
+SHARED = dict(ema=0.0, ema_start=0)
 
 
 def register(name: str, **defaults):
     """Class decorator: register a model under `name` with its default options."""
     def decorate(cls):
-        _MODELS[name] = (cls, dict(defaults))
+        _MODELS[name] = (cls, {**SHARED, **defaults})
         cls.registered_name = name
         return cls
     return decorate
@@ -37,4 +40,9 @@ def build(name: str, *, image_size: int, **options):
     unknown = sorted(set(options) - set(base))
     if unknown:
         raise UserError(f"model.{unknown[0]}: not an option of model {name!r} (options: {', '.join(sorted(base))})")
-    return cls(image_size, **{**base, **options})
+    options = {**base, **options}
+    shared = {k: options.pop(k) for k in SHARED}
+    model = cls(image_size, **options)
+    if shared["ema"]:
+        model.use_ema(float(shared["ema"]), int(shared["ema_start"]))
+    return model
