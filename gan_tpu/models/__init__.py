@@ -3,3 +3,4 @@ from gan_tpu.models.registry import build, defaults, names, register  # noqa: F4
 from gan_tpu.models import cyclegan  # noqa: F401,E402  (registers)
 from gan_tpu.models import bayesian_cyclegan, ugatit  # noqa: F401,E402  (translation models)
 from gan_tpu.models import artgan, dcgan, sngan, wgan_gp  # noqa: F401,E402  (noise-to-image models)
+from gan_tpu.models import cut, stargan  # noqa: F401,E402  (cut, fastcut, stargan)
