@@ -65,7 +65,13 @@ VARIANTS = {
     "ugatit_light": ("ugatit_light", ["model.global_layers=5"]),
     "ugatit": ("ugatit", ["model.global_layers=5"]),
     "bayesian_cyclegan": ("bayesian_cyclegan", []),
+    "cut": ("cut", []),
+    "fastcut": ("fastcut", []),
+    "stargan": ("stargan", []),  # its 6-layer D needs a multiple of 64 px: 64 px gives 1x1 scores
 }
+# pipelines whose rows run `--seeds` seeds (the others `--model-seeds`): the CycleGAN
+# variants, whose spread decides defaults, and CUT/FastCUT, compared with them
+SEEDED = ("cyclegan", "cut", "fastcut")
 STEPS_PER_EPOCH = 50
 WIDTH_KEYS = ("ngf", "ndf")
 
@@ -215,7 +221,7 @@ def run_paired(args) -> list[dict]:
     if "reference, LR decay" in names and BASE not in names:
         names.insert(0, BASE)  # the decay row's length is the base row's
     for name in names:
-        for seed in range(args.seeds if VARIANTS[name][0] == "cyclegan" else args.model_seeds):
+        for seed in range(args.seeds if VARIANTS[name][0] in SEEDED else args.model_seeds):
             key = _row_key(name, seed, args)
             if key in done:
                 print(f"{name} (seed {seed}): kept from {done_file}", flush=True)
@@ -349,7 +355,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--width", type=int, default=32, help="ngf = ndf for every model")
     parser.add_argument("--seeds", type=int, default=1,
-                        help="seeds per `cyclegan` row: the one-change variants whose spread decides defaults")
+                        help="seeds per `cyclegan`, `cut` and `fastcut` row (the one-change variants whose "
+                             "spread decides defaults, and the models compared with them)")
     parser.add_argument("--model-seeds", type=int, default=1, help="seeds per row of every other model")
     parser.add_argument("--test-count", type=int, default=120)
     parser.add_argument("--models", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="MODEL")
