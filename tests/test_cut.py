@@ -13,7 +13,7 @@ import tensorflow as tf
 from gan_tpu import checkpoints, models, train
 from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
 from gan_tpu.models.cut import cut_discriminator, cut_generator, layer_sequence, patch_nce
-from tests.helpers import assert_same_after_one_adam_step, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
 
 # one residual block, so the NCE layers stop at index 12 (the first block)
 TINY = dict(ngf=8, ndf=4, n_blocks=1, nce_layers="0,4,8,12", num_patches=64, patch_dim=16)
@@ -179,12 +179,7 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
 
 
 def test_translator_save_and_load_give_identical_outputs(tmp_path):
-    model = models.build("fastcut", image_size=32, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = _images()[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+    assert_saved_translator_gives_identical_outputs(models.build("fastcut", image_size=32, **TINY), _images()[:2], tmp_path)
 
 
 def test_fastcut_trains_in_mixed_bfloat16_with_float32_losses():

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from gan_tpu import models
 from gan_tpu.models.stargan import MONET, DomainLabel, domain_cross_entropy, stargan_discriminator, stargan_generator
-from tests.helpers import assert_same_after_one_adam_step, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
 
 # 32 px: three discriminator layers (4x4 patch scores, a 4x4 classifier kernel)
 TINY = dict(ngf=8, ndf=8, n_blocks=1, disc_layers=3)
@@ -103,12 +103,7 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
 
 
 def test_translator_save_and_load_give_identical_outputs(tmp_path):
-    model = models.build("stargan", image_size=32, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = _images()[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+    assert_saved_translator_gives_identical_outputs(models.build("stargan", image_size=32, **TINY), _images()[:2], tmp_path)
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
