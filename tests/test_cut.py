@@ -26,13 +26,13 @@ def _images(seed=2, n=8):
 
 @pytest.fixture(scope="module")
 def compiled():
-    """CUT, its XLA step, the first step's logs and weights, and 40 overfitting steps."""
+    """CUT, its XLA step, the first step's logs and weights, and 20 overfitting steps."""
     keras.utils.set_random_seed(3)
     model = models.build("cut", image_size=32, lr=1e-3, **TINY)
     model.compile(jit_compile=True)
     images = _images()
     batch = (images[:4], images[4:])
-    return dict(model=model, batch=batch, **overfit(model, batch, steps=40))
+    return dict(model=model, batch=batch, **overfit(model, batch, steps=20))
 
 
 def test_registered_with_the_authors_defaults_and_bad_layers_are_refused():
@@ -117,7 +117,7 @@ def test_xla_step_updates_every_network_with_finite_losses(compiled):
     assert set(compiled["first"]) == set(model.loss_names)
     assert all(np.isfinite(v) for v in compiled["first"].values())
     assert all(not np.array_equal(a, b) for a, b in zip(compiled["before"], compiled["after"]))
-    assert int(model.g_optimizer.iterations) == 40 and int(model.d_optimizer.iterations) == 40
+    assert int(model.g_optimizer.iterations) == 20 and int(model.d_optimizer.iterations) == 20
     assert set(model.seed_generators) == {"patch_seed"}  # what the trainer spreads over replicas
 
 
