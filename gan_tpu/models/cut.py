@@ -14,9 +14,10 @@ translation, its defaults):
 - NCE layers "0,4,8,12,16" index the authors' `nn.Sequential` of the generator: the
   reflection-padded input, the two downsampling convs (before their norm), the first and
   the fifth residual block (`layer_sequence` below gives every index's layer);
-- the keys (photo features after the head) carry no gradient; positions are drawn once per
-  image pair set and layer, the same for every image of the batch, and the translation is
-  read at the photo's positions; negatives come from the same image only;
+- the keys (photo features after the head) carry no gradient; positions are drawn per layer
+  and per NCE pair (photo/translation; painting/identity), the same for every image of the
+  batch, and the translation is read at the photo's positions; negatives come from the
+  same image only;
 - LSGAN (λ_GAN 1); D's loss halved; Adam 2e-4, (0.5, 0.999); LR constant, then linearly to 0
   (CUT: 200 + 200 epochs, decay_start 0.5; FastCUT: 150 + 50, 0.75);
 - CUT: λ_NCE 1 and identity NCE on Monet paintings through the generator (the mean of the
