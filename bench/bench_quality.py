@@ -70,10 +70,15 @@ VARIANTS = {
     "ugatit_light": ("ugatit_light", ["model.global_layers=5"]),
     "ugatit": ("ugatit", ["model.global_layers=5"]),
     "bayesian_cyclegan": ("bayesian_cyclegan", []),
+    "cut": ("cut", []),
+    "fastcut": ("fastcut", []),
+    "stargan": ("stargan", []),  # its 6-layer D needs a multiple of 64 px: 64 px gives 1x1 scores
 }
-# rows whose spread decides a pipeline default: they get --seeds, the others --model-seeds
+# rows whose spread decides a pipeline default, and CUT/FastCUT compared with them: they
+# get --seeds, the others --model-seeds
 DECIDING = {name for name, (pipeline, _) in VARIANTS.items() if pipeline == "cyclegan"} | {
-    "cyclegan_resnet", "cyclegan_resnet, upsample resize", "cyclegan_resnet, upsample antialias"}
+    "cyclegan_resnet", "cyclegan_resnet, upsample resize", "cyclegan_resnet, upsample antialias",
+    "cut", "fastcut"}
 STEPS_PER_EPOCH = 50
 WIDTH_KEYS = ("ngf", "ndf")
 
@@ -365,7 +370,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--width", type=int, default=32, help="ngf = ndf for every model")
     parser.add_argument("--seeds", type=int, default=1,
-                        help="seeds per `cyclegan` row: the one-change variants whose spread decides defaults")
+                        help="seeds per `cyclegan`, `cut` and `fastcut` row (the one-change variants whose "
+                             "spread decides defaults, and the models compared with them)")
     parser.add_argument("--model-seeds", type=int, default=1, help="seeds per row of every other model")
     parser.add_argument("--test-count", type=int, default=120)
     parser.add_argument("--models", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="MODEL")

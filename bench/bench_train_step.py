@@ -4,6 +4,7 @@
     python bench/bench_train_step.py --models ugatit,ugatit_light --size 256 --jit true
     python bench/bench_train_step.py --memory-only --size 256  # parameters and estimates only
     python bench/bench_train_step.py --models dcgan,wgan_gp,sngan,artgan --batch 8  # noise models
+    python bench/bench_train_step.py --models cut,fastcut,stargan          # CUT, FastCUT, StarGAN
 
 For each model (built by name with its registered defaults, ``--set key=value`` to change
 one): the median wall time of ``--repeats`` train steps after ``--warmup`` steps, on random
@@ -65,6 +66,26 @@ PASSES = {"CycleGAN": _cyclegan_passes, "DCGAN": _noise_passes, "WGANGP": _noise
 # and 4 discriminator calls, each on mc_samples x the batch (its small encoders left out).
 PASSES.update(UGATIT=lambda m: (6, 4), UGATITLight=lambda m: (6, 4),
               BayesianCycleGAN=lambda m: (4 * m.mc_samples, 4 * m.mc_samples))
+
+
+def _cut_passes(model):
+    """CUT's generator player (the heavier): the generator on photos (+ paintings with
+    identity NCE), its encoder up to the last NCE layer on those images and on their
+    translations, D on the translated photos."""
+    groups = 2 if model.nce_identity else 1
+    share = layer_outputs(model._encoder) / layer_outputs(model.generator)
+    return {"generator": groups * (1 + 2 * share), "discriminator": 1}
+
+
+def _stargan_passes(model):
+    """StarGAN works on 2B images (photos and paintings): the generator player keeps two
+    generator passes (translation, reconstruction) and one D pass; the critic player D on
+    real + fake and the penalty's pass, counted twice (double backward). The heavier one."""
+    players = [{"generator": 4, "discriminator": 2}, {"discriminator": 4 + 2 * 2}]
+    return max(players, key=lambda p: sum(layer_outputs(getattr(model, n)) * k for n, k in p.items()))
+
+
+PASSES.update(CUT=_cut_passes, StarGAN=_stargan_passes)
 
 
 def layer_outputs(net) -> int:
