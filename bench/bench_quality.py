@@ -370,8 +370,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--width", type=int, default=32, help="ngf = ndf for every model")
     parser.add_argument("--seeds", type=int, default=1,
-                        help="seeds per `cyclegan`, `cut` and `fastcut` row (the one-change variants whose "
-                             "spread decides defaults, and the models compared with them)")
+                        help="seeds per row whose spread decides a default (the `cyclegan` variants, "
+                             "`cyclegan_resnet`'s upsample rows) and per `cut`/`fastcut` row")
     parser.add_argument("--model-seeds", type=int, default=1, help="seeds per row of every other model")
     parser.add_argument("--test-count", type=int, default=120)
     parser.add_argument("--models", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="MODEL")
