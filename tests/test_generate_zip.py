@@ -127,6 +127,14 @@ def test_fill_plan_and_variants():
         np.testing.assert_allclose(y, want[:, ::-1] if flip else want, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_write_order_puts_padding_last_for_jax_int32_indices(dtype):
+    # JAX returns int32 indices: numpy < 2.5 wrapped int64's maximum to -1 there (padding
+    # first), numpy >= 2.5 raises OverflowError; both are wrong.
+    index = np.array([5, -1, 3, 4, -1], dtype)
+    assert generate.write_order(index).tolist() == [2, 3, 0, 1, 4]
+
+
 def test_resolve_count():
     assert resolve_count(7038, None) == 7038
     assert resolve_count(60, None) == 7000

@@ -242,6 +242,16 @@ def _local(strategy, value) -> tf.Tensor:
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
 
+def write_order(index) -> np.ndarray:
+    """Positions of a batch's rows in image order, padding rows (index -1) last.
+
+    The index is widened to int64 first: JAX hands back int32, and numpy >= 2.5 refuses to
+    mix int64's maximum into an int32 array (older numpy silently wrapped it to -1).
+    """
+    index = np.asarray(index, dtype=np.int64)
+    return np.argsort(np.where(index < 0, np.iinfo(np.int64).max, index), kind="stable")
+
+
 def _stream(
     *,
     batches: Iterator,
@@ -279,7 +289,7 @@ def _stream(
     def write(result) -> bool:
         nonlocal written, filled, duplicates, last_index
         jpegs, index, variant, finite = result
-        for j in np.argsort(np.where(index < 0, np.iinfo(np.int64).max, index), kind="stable"):
+        for j in write_order(index):
             if index[j] < 0:
                 continue
             if stop(written, int(variant[j])):
