@@ -15,7 +15,8 @@ environment, gan_tpu installed from its wheel as users install it, then run as t
   those pins; `gan-tpu demo` and the TPU twin on JAX.
 
 Venvs live in .compat/<row>/ (git-ignored) and are reused while their requirements are
-unchanged; pip uses its default cache. Each step's wall time is printed, and a summary.
+unchanged; pip's cache is .compat/pip-cache (PIP_CACHE_DIR wins), so a fresh clone starts
+cold, as CI does. Each step's wall time is printed, and a summary.
 """
 from __future__ import annotations
 
@@ -196,6 +197,7 @@ def main(argv: list[str]) -> int:
     unknown = [w for w in wanted if w not in matrix]
     if unknown:
         raise SystemExit(f"test-compat: unknown row(s) {unknown}; rows: {', '.join(matrix)}")
+    os.environ.setdefault("PIP_CACHE_DIR", os.path.join(COMPAT_DIR, "pip-cache"))
     log: list = []
     failures = []
     started = time.monotonic()

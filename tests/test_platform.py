@@ -105,3 +105,13 @@ def test_the_notebooks_accelerator_cell_imports_no_keras(kernel, fake_tpu, backe
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert (got["backend"], got["KERAS_BACKEND"]) == (backend, backend)
     assert got["keras_imported"] is False and got["tensorflow_imported"] is False
+
+
+def test_gan_tpu_stops_on_too_old_packages_before_any_command(monkeypatch, capsys):
+    from gan_tpu import cli
+
+    monkeypatch.setattr(platform, "distributions", lambda: dict(KAGGLE_TPU_IMAGE, numpy="1.24.4"))
+    assert cli.main(["validate", "no-such.zip"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "numpy 1.24.4 (needs numpy>=1.26)" in err
+    assert err.strip().endswith("fix: pip install -U 'numpy>=1.26', then restart")
