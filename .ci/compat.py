@@ -20,6 +20,7 @@ cold, as CI does. Each step's wall time is printed, and a summary.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import json
 import os
@@ -91,8 +92,9 @@ def rows(wheel: str) -> dict[str, dict]:
 
 
 class Row:
-    def __init__(self, name: str, spec: dict, log):
-        self.name, self.spec, self.log = name, spec, log
+    def __init__(self, name: str, spec: dict):
+        self.name, self.spec = name, spec
+        self.lines: list[str] | None = []  # buffered while rows install side by side; None: print
         self.dir = os.path.join(COMPAT_DIR, name)
         self.venv = os.path.join(self.dir, "venv")
         self.bin = os.path.join(self.venv, "bin")
@@ -104,12 +106,17 @@ class Row:
         proc = subprocess.run(cmd, env=env, cwd=cwd or self.work, capture_output=True, text=True,
                               timeout=STEP_TIMEOUT)
         took = time.monotonic() - started
-        self.log.append((self.name, what, took, proc.returncode == 0))
-        print(f"  {'ok ' if proc.returncode == 0 else 'FAIL'} {took:7.1f} s  {what}", flush=True)
+        self.say(f"  {'ok ' if proc.returncode == 0 else 'FAIL'} {took:7.1f} s  {what}")
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr)[-6000:]
             raise RuntimeError(f"{self.name}: {what} failed (exit {proc.returncode}):\n{tail}")
         return proc
+
+    def say(self, line: str) -> None:
+        if self.lines is None:
+            print(line, flush=True)
+        else:
+            self.lines.append(line)
 
     def pip(self, what: str, args: list[str]) -> None:
         self.run(what, [os.path.join(self.bin, "python"), "-m", "pip", "install", "--quiet", *args])
@@ -128,14 +135,14 @@ class Row:
             fh.write("\n".join(self.spec["requirements"]) + "\n")
         if fresh and "{constraints}" not in self.spec["install"]:  # the image's own packages first
             self.pip("the image's packages: " + " ".join(self.spec["requirements"]), self.spec["requirements"])
-        self.pip("gan_tpu: pip install " + " ".join(a for a in self.spec["install"] if a != "{constraints}"),
-                 [constraints if a == "{constraints}" else a for a in self.spec["install"]])
+        args = [constraints if a == "{constraints}" else a for a in self.spec["install"]]
+        self.pip("gan_tpu: pip install " + " ".join(os.path.relpath(a, ROOT) if os.sep in a else a for a in args), args)
         with open(stamp, "w") as fh:
             fh.write(wanted)
         versions = self.run("versions", [os.path.join(self.bin, "python"), "-c",
                                          "import sys; from gan_tpu import platform as p; "
                                          "print('python', sys.version.split()[0], p.distributions())"]).stdout
-        print(f"       {versions.strip()}", flush=True)
+        self.say(f"       {versions.strip()}")
 
     def env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND", "VIRTUAL_ENV")}
@@ -198,14 +205,31 @@ def main(argv: list[str]) -> int:
     if unknown:
         raise SystemExit(f"test-compat: unknown row(s) {unknown}; rows: {', '.join(matrix)}")
     os.environ.setdefault("PIP_CACHE_DIR", os.path.join(COMPAT_DIR, "pip-cache"))
-    log: list = []
-    failures = []
     started = time.monotonic()
-    for name in wanted or list(matrix):
-        print(f"[{name}]", flush=True)
-        row = Row(name, matrix[name], log)
+    names = wanted or list(matrix)
+    failures = []
+
+    def install(row: Row):
         try:
             row.install()
+            return None
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            return err
+
+    # Installs are mostly download and unpacking: all rows at once; then the checks, which
+    # use the CPU, one row after the other.
+    print(f"test-compat: installing {', '.join(names)} side by side", flush=True)
+    table = {n: Row(n, matrix[n]) for n in names}
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        errors = dict(zip(names, pool.map(install, table.values())))
+    print(f"test-compat: installed in {time.monotonic() - started:.0f} s", flush=True)
+    for name, row in table.items():
+        print(f"[{name}]", *row.lines, sep="\n", flush=True)
+        row.lines = None
+        error = errors[name]
+        try:
+            if error is not None:
+                raise error
             for check in matrix[name]["checks"]:
                 row.check(*check)
         except (RuntimeError, subprocess.TimeoutExpired) as err:

@@ -1,4 +1,4 @@
-"""Kaggle: where the data is, which TPU backend can run, `gan-tpu data`, kernels and their push.
+"""Kaggle: where the data is, the notebooks' accelerator check, `gan-tpu data`, kernels and their push.
 
 * Paths: in a Kaggle notebook the competition data is at ``/kaggle/input/gan-getting-started``.
   A TPU VM reads that local disk; an older TPU *node* runs the input pipeline on a remote
