@@ -4,20 +4,25 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
+.PHONY: install test test-compat demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
 
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[tf,test]'
 	touch $(STAMP)
 
 # Two pytest workers: XLA compiles are single-threaded, so two cores halve the wall time.
 JOBS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+# The support matrix (README): one venv per row under .compat/, gan_tpu from its wheel as
+# users install it; ROWS="kaggle-tpu gpu-tf219 floor" (the default) picks rows.
+test-compat: wheel
+	$(BIN)/python .ci/compat.py $$(ls dist/gan_tpu-*.whl) $(ROWS)
 
 demo: $(STAMP)
 	$(BIN)/gan-tpu demo $(if $(OUT),--out $(OUT),)
@@ -63,4 +68,4 @@ bench-quick: $(BENCH_DEPS)
 	$(BIN)/python bench/bench_suite.py --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo_out
+	rm -rf $(VENV) build *.egg-info demo_out .compat

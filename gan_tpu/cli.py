@@ -35,10 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()  # the budget counts from here, not from the process start
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from gan_tpu import keras_backend
+    from gan_tpu import keras_backend, platform
 
     try:  # before any command module imports Keras: the backend is fixed at import
-        keras_backend.choose(sys.argv[1:] if argv is None else list(argv))
+        backend = keras_backend.choose(sys.argv[1:] if argv is None else list(argv))
+        platform.require_supported(backend)
     except UserError as err:
         print(f"gan-tpu: error: {err}", file=sys.stderr)
         return 2

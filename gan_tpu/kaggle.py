@@ -1,13 +1,12 @@
-"""Kaggle: where the data is, which TPU backend can run, `gan-tpu data`, kernels and their push.
+"""Kaggle: where the data is, the notebooks' accelerator check, `gan-tpu data`, kernels and their push.
 
 * Paths: in a Kaggle notebook the competition data is at ``/kaggle/input/gan-getting-started``.
   A TPU VM reads that local disk; an older TPU *node* runs the input pipeline on a remote
   TPU host, which can only read the data's GCS copy
   (``kaggle_datasets.KaggleDatasets().get_gcs_path()``). Elsewhere: ``data/gan-getting-started``.
-* TPU backend: TensorFlow's last TPU release is 2.19.1 and Kaggle's TPU image installs
-  ``tensorflow-cpu`` beside ``jax[tpu]``. :func:`choose_tpu_backend` prefers Keras's JAX
-  backend when ``gan_tpu.backends.jax`` exists and JAX sees the TPU, else a TPU-capable
-  TensorFlow (TPUStrategy), else it says exactly which command fixes the image.
+* The notebook's accelerator check, :func:`prepare_accelerator`: the backend that can drive
+  the TPU or the GPUs (decided in :mod:`gan_tpu.platform`), the supported versions, and
+  ``KERAS_BACKEND`` set before anything imports Keras; else one line with the fix.
 * ``gan-tpu data``: the competition's zip through the official ``kaggle`` package,
   unpacked and checked in a hidden folder, renamed into place only when complete.
 * ``gan-tpu kernel NAME``: the wheel as a new version of the project's Kaggle dataset,
@@ -19,7 +18,6 @@ module before it chooses the Keras backend.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import glob
 import importlib.util
@@ -35,6 +33,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from gan_tpu.errors import UserError
+from gan_tpu.platform import (LAST_TPU_TENSORFLOW, TPU_TF_FIX, BackendPlan, TpuFacts,  # noqa: F401
+                              choose_tpu_backend, gpu_devices, require_supported, tensorflow_tpu_capable,
+                              tpu_facts, tpu_kind)
 from gan_tpu.record_names import count_in_name
 
 COMPETITION = "gan-getting-started"
@@ -47,25 +48,12 @@ OWNER_PLACEHOLDER = "your-kaggle-username"  # kernels/*/kernel-metadata.json; fi
 KERNELS_DIR = Path(__file__).resolve().parent.parent / "kernels"
 # The full competition, for the record: counts a complete download must hold.
 COMPETITION_COUNTS = {"monet": 300, "photo": 7038}
-LAST_TPU_TENSORFLOW = (2, 19)  # 2.19.1: TensorFlow's last release with TPU support
-TPU_TF_FIX = "pip uninstall -y tensorflow-cpu && pip install tensorflow-tpu==2.19.1"
 # Fields kernels_push needs, and the accelerator fields it accepts.
 KERNEL_REQUIRED = ("id", "title", "code_file", "language", "kernel_type")
 MACHINE_SHAPES = {"tpu": "TpuV5E8", "gpu": "NvidiaTeslaT4"}
 
 
 # --------------------------------------------------------------------------- paths
-
-
-def tpu_kind(env: Mapping[str, str] | None = None, exists: Callable[[str], bool] = os.path.exists) -> str | None:
-    """"vm" (a TPU VM: local chips), "node" (an older remote TPU node) or None (no TPU)."""
-    env = os.environ if env is None else env
-    name = env.get("TPU_NAME", "")
-    if name.startswith("grpc://") or env.get("COLAB_TPU_ADDR"):
-        return "node"
-    if name == "local" or env.get("TPU_ACCELERATOR_TYPE") or exists("/dev/accel0") or exists("/dev/vfio/0"):
-        return "vm"
-    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -130,100 +118,7 @@ def score_extractor(root: str = KAGGLE_INPUT) -> str:
     return "tiny"
 
 
-# --------------------------------------------------------------------------- TPU backend
-
-
-@dataclasses.dataclass
-class TpuFacts:
-    """What decides how training can reach a TPU (gathered by :func:`tpu_facts`)."""
-
-    tpu: str | None                        # tpu_kind(): "vm", "node" or None
-    distributions: dict[str, str]          # installed tensorflow*/jax*/libtpu* -> version
-    jax_backend: bool                      # gan_tpu.backends.jax exists
-    jax_platform: str | None = None        # jax.default_backend(), when JAX imports
-    jax_error: str | None = None           # why JAX or the JAX trainer could not be used
-
-
-@dataclasses.dataclass
-class BackendPlan:
-    """How the TPU notebook will train: ``backend`` "jax" or "tensorflow", or None (stop)."""
-
-    backend: str | None
-    reason: str
-    fix: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.backend is not None
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
-
-
-def tensorflow_tpu_capable(dists: Mapping[str, str]) -> tuple[bool, str]:
-    """(can TensorFlow drive a TPU here, why) from the installed distributions."""
-    if "tensorflow-tpu" in dists:
-        return True, f"tensorflow-tpu {dists['tensorflow-tpu']} is installed"
-    if "tensorflow-cpu" in dists:
-        return False, f"tensorflow-cpu {dists['tensorflow-cpu']} has no TPU support"
-    if "tensorflow" in dists:
-        version = dists["tensorflow"]
-        if _version(version)[:2] > LAST_TPU_TENSORFLOW:
-            return False, (f"tensorflow {version} has no TPU support "
-                           f"(the last TPU release is {'.'.join(map(str, LAST_TPU_TENSORFLOW))}.1)")
-        if not any(name.startswith("libtpu") for name in dists):
-            return False, f"tensorflow {version} is installed without libtpu"
-        return True, f"tensorflow {version} with libtpu"
-    return False, "TensorFlow is not installed"
-
-
-def choose_tpu_backend(facts: TpuFacts) -> BackendPlan:
-    """The JAX path when gan_tpu's JAX trainer exists and JAX sees the TPU; else TPUStrategy
-    with a TPU-capable TensorFlow; else no plan, with the command that fixes the image."""
-    if facts.tpu is None:
-        return BackendPlan(None, "no TPU is attached to this machine",
-                           fix="Notebook settings > Accelerator > TPU, then run again")
-    if facts.jax_backend and facts.jax_platform == "tpu":
-        jax_version = facts.distributions.get("jax", "?")
-        return BackendPlan("jax", f"Keras JAX backend on the TPU (jax {jax_version}, gan_tpu.backends.jax)")
-    capable, why = tensorflow_tpu_capable(facts.distributions)
-    if not facts.jax_backend:
-        jax_note = "gan_tpu has no JAX trainer (gan_tpu.backends.jax) in this version"
-    elif facts.jax_error:
-        jax_note = f"the JAX path does not work here: {facts.jax_error}"
-    else:
-        jax_note = f"JAX runs on {facts.jax_platform or 'nothing'}, not the TPU"
-    if capable:
-        if facts.tpu == "node" or not facts.jax_backend:
-            return BackendPlan("tensorflow", f"TPUStrategy: {why}")
-        return BackendPlan("tensorflow", f"TPUStrategy: {why} ({jax_note})")
-    return BackendPlan(None, f"{why}, and {jax_note}", fix=TPU_TF_FIX)
-
-
-def _distributions() -> dict[str, str]:
-    from importlib import metadata
-
-    found = {}
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name.startswith(("tensorflow", "jax", "libtpu", "keras")):
-            found[name] = dist.version
-    return found
-
-
-def tpu_facts(probe_jax: bool = True) -> TpuFacts:
-    """Gather :class:`TpuFacts` on this machine (imports JAX, never TensorFlow or Keras)."""
-    facts = TpuFacts(tpu=tpu_kind(), distributions=_distributions(),
-                     jax_backend=importlib.util.find_spec("gan_tpu.backends.jax") is not None)
-    if probe_jax and facts.jax_backend and facts.tpu is not None:
-        try:
-            import jax
-
-            facts.jax_platform = jax.default_backend()
-        except Exception as err:  # noqa: BLE001 - any failure means: not this path
-            facts.jax_error = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return facts
+# --------------------------------------------------------------------------- accelerator
 
 
 def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | None = None,
@@ -234,6 +129,8 @@ def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | N
     ``KERAS_BACKEND`` to it (Keras must not be imported yet on another one). Without a usable TPU this raises
     UserError with the fixing command, so a 3-hour run never falls back to the CPU.
     ``target`` "gpu": a GPU must be visible. ``smoke``: CPU allowed (CI), said loudly.
+    Then the installed versions must be supported on that backend (:func:`require_supported`).
+    Imports neither Keras nor TensorFlow (JAX only, on a TPU host).
     """
     env = os.environ if env is None else env
     if target not in MACHINE_SHAPES:
@@ -249,9 +146,7 @@ def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | N
             if not plan.ok:
                 raise UserError(f"cannot train on the TPU: {plan.reason}. Fix: {plan.fix} "
                                 f"(Internet on), restart the session, and run again")
-        _set_keras_backend(plan.backend, env)
-        log(f"accelerator: {plan.reason}")
-        return plan
+        return _use(plan, env, log)
     gpus = gpu_devices()
     if gpus:
         plan = BackendPlan("tensorflow", f"MirroredStrategy over {len(gpus)} GPU(s): {', '.join(gpus)}")
@@ -259,6 +154,11 @@ def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | N
         plan = BackendPlan("tensorflow", "smoke mode: no GPU here, so this runs on the CPU")
     else:
         raise UserError("no GPU is visible: Notebook settings > Accelerator > GPU T4 x2, then run again")
+    return _use(plan, env, log)
+
+
+def _use(plan: BackendPlan, env, log) -> BackendPlan:
+    require_supported(plan.backend)
     _set_keras_backend(plan.backend, env)
     log(f"accelerator: {plan.reason}")
     return plan
@@ -273,12 +173,6 @@ def _set_keras_backend(backend: str, env) -> None:
             raise UserError(f"Keras is already imported on {current!r}, not {backend!r}: restart the "
                             f"session and run this cell before anything imports Keras")
     env["KERAS_BACKEND"] = backend
-
-
-def gpu_devices() -> list[str]:
-    import tensorflow as tf
-
-    return [d.name for d in tf.config.list_physical_devices("GPU")]
 
 
 # --------------------------------------------------------------------------- kernels

@@ -2,42 +2,21 @@
 `KERAS_BACKEND` once, at import).
 
 Order: a pipeline's explicit `[runtime] backend` ("tensorflow" or "jax", or `--set
-runtime.backend=...`); else `KERAS_BACKEND` from the environment; else "auto": JAX on a
-TPU host whose TensorFlow has no TPU support (Kaggle's TPU image: tensorflow-cpu beside
-jax[tpu]), TensorFlow everywhere else. Nothing here imports Keras or TensorFlow.
+runtime.backend=...`); else `KERAS_BACKEND` from the environment; else "auto"
+(:func:`gan_tpu.platform.auto_backend`: JAX where JAX sees the TPU, as on Kaggle's TPU
+image, TensorFlow everywhere else). Nothing here imports Keras or TensorFlow.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
+from gan_tpu import platform
 from gan_tpu.errors import UserError
 
 BACKENDS = ("auto", "tensorflow", "jax")
 _PIPELINE_COMMANDS = ("train", "run", "demo")
-
-
-def _looks_like_tpu_host() -> bool:
-    return bool(os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")
-                or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"))
-
-
-def _installed(dist: str) -> bool:
-    try:
-        importlib.metadata.version(dist)
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
-def auto_backend() -> str:
-    """JAX where only JAX can reach the accelerator (a TPU without TensorFlow-TPU), else TensorFlow."""
-    if _looks_like_tpu_host() and importlib.util.find_spec("jax") is not None and not _installed("tensorflow-tpu"):
-        return "jax"
-    return "tensorflow"
 
 
 def _pipeline_path(name: str) -> Path | None:
@@ -106,7 +85,7 @@ def choose(argv: list[str]) -> str:
     UserError: the backend cannot change inside a process.
     """
     wanted = requested(argv)
-    name = wanted or os.environ.get("KERAS_BACKEND") or auto_backend()
+    name = wanted or os.environ.get("KERAS_BACKEND") or platform.auto_backend()
     if "keras" in sys.modules:
         import keras
 

@@ -6,6 +6,8 @@ import logging
 import keras
 import tensorflow as tf
 
+from gan_tpu.platform import tpu_kind
+
 log = logging.getLogger("gan_tpu")
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -22,13 +24,6 @@ def _tpu_resolver():
         except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
             continue
     return None
-
-
-def _looks_like_tpu_host() -> bool:
-    import os
-
-    return bool(os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")
-                or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0"))
 
 
 class JaxDevices:
@@ -80,7 +75,7 @@ def get_strategy(prefer: str = "auto", *, keras_models: bool = True):
         log.info("backend: jax, devices: %s x %d", devices.platform, devices.num_replicas_in_sync)
         return devices
     strategy = None
-    if prefer in ("auto", "tpu") and _looks_like_tpu_host():
+    if prefer in ("auto", "tpu") and tpu_kind() is not None:
         resolver = _tpu_resolver()
         if resolver is not None:
             strategy = tf.distribute.TPUStrategy(resolver)

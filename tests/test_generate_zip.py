@@ -14,7 +14,7 @@ import tensorflow as tf
 from tests.helpers import two_replicas
 
 from gan_tpu.errors import UserError
-from gan_tpu.submission import zipwriter
+from gan_tpu.submission import stream, zipwriter
 from gan_tpu.submission.fill import apply_variant, fill_plan, variant_params
 from gan_tpu.submission.generate import make_generation_timer, resolve_count, write_samples, write_submission
 from gan_tpu.submission.validate import validate_zip
@@ -120,6 +120,14 @@ def test_fill_plan_and_variants():
         side = 256 - margin
         want = tf.image.resize(x[top:top + side, left:left + side], [256, 256])
         np.testing.assert_allclose(y, want[:, ::-1] if flip else want, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_write_order_puts_padding_last_for_jax_int32_indices(dtype):
+    # JAX returns int32 indices: numpy < 2.5 wrapped int64's maximum to -1 there (padding
+    # first), numpy >= 2.5 raises OverflowError; both are wrong.
+    index = np.array([5, -1, 3, 4, -1], dtype)
+    assert stream.write_order(index).tolist() == [2, 3, 0, 1, 4]
 
 
 def test_resolve_count():

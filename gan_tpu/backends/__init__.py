@@ -1,10 +1,14 @@
-"""Backend-specific training: the only place that takes gradients or applies optimizers."""
-import importlib
+"""Backend-specific training: the only place that takes gradients or applies optimizers.
 
-import keras
+Keras is imported only when a trainer is asked for: importing this package (as
+`importlib.util.find_spec("gan_tpu.backends.jax")` does) must not fix Keras's backend.
+"""
+import importlib
 
 
 def _backend():
+    import keras
+
     name = keras.backend.backend()
     try:
         return importlib.import_module(f"gan_tpu.backends.{name}")

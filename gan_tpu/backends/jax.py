@@ -3,9 +3,9 @@
 Keras' JAX trainer hands `train_step` the whole model state as values: (trainable,
 non-trainable, optimizer, metrics variables), and carries only `model.optimizer`'s
 variables. So on JAX `AdversarialModel.compile` sets `model.optimizer` to
-:func:`players_optimizer`, a `keras.optimizers.MultiOptimizer` over every player's own
-optimizer: its variables are the players' optimizer variables, which this step slices
-out and updates with each player's `stateless_apply`.
+:func:`players_optimizer`, a :class:`PlayersOptimizer` over every player's own optimizer:
+its variables are the players' optimizer variables, which this step slices out and
+updates with each player's `stateless_apply`.
 
 Each player's loss runs inside a `keras.StatelessScope` holding the current values of
 every model variable (the players before it already updated, as on TensorFlow), so the
@@ -27,26 +27,41 @@ import keras
 import numpy as np
 
 
-def players_optimizer(model) -> keras.optimizers.Optimizer:
-    """A built MultiOptimizer mapping each player's variables to that player's optimizer."""
-    owner, variables = {}, []
+class PlayersOptimizer(keras.optimizers.Optimizer):
+    """`model.optimizer` on JAX: no state but its own step counter, and as `variables`
+    every player's optimizer variables, so Keras' JAX trainer carries them in its state.
+    (`keras.optimizers.MultiOptimizer` does this only from Keras 3.15; this works on all
+    Keras 3 the support matrix holds.) It is never applied: :func:`train_step` applies each
+    player's own optimizer statelessly to its slice of these variables."""
+
+    def __init__(self, optimizers):
+        super().__init__(learning_rate=0.0, name="players")
+        self.optimizers = list(optimizers)
+        self.build([])
+
+    @property
+    def variables(self):
+        return super().variables + [v for opt in self.optimizers for v in opt.variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        raise NotImplementedError("PlayersOptimizer is never applied: each player's optimizer is")
+
+
+def players_optimizer(model) -> PlayersOptimizer:
+    """The :class:`PlayersOptimizer` of every player's (built) optimizer, in player order."""
+    owner, optimizers = {}, []
     for player in model.players:
         for v in player.variables:
-            if id(v) in owner and owner[id(v)] is not player.optimizer:
+            if owner.setdefault(id(v), player.optimizer) is not player.optimizer:
                 raise ValueError(f"variable {v.path} is trained by two players with different optimizers")
-            if id(v) not in owner:
-                variables.append(v)
-            owner[id(v)] = player.optimizer
-    factors = [(p.optimizer, p.optimizer.loss_scale_factor) for p in model.players]
-    multi = keras.optimizers.MultiOptimizer(lambda v: owner[id(v)], name="players")
-    multi.build(variables)
-    for opt, factor in factors:  # MultiOptimizer.build overwrites them with its own
-        opt.loss_scale_factor = factor
-    return multi
+        if all(player.optimizer is not o for o in optimizers):
+            optimizers.append(player.optimizer)
+    return PlayersOptimizer(optimizers)
 
 
 def _optimizer_slices(multi) -> dict[int, slice]:
     """id(player optimizer) -> its slice of `multi.variables` (the trainer's optimizer state)."""
+    # multi.variables: the wrapper's own (step counter, learning rate), then each optimizer's.
     start = len(multi.variables) - sum(len(o.variables) for o in multi.optimizers)
     slices = {}
     for opt in multi.optimizers:
@@ -136,6 +151,20 @@ def input_gradient(fn, x):
 # ------------------------------------------------------------------ inference (generation)
 
 
+def _backend_mesh(device_mesh) -> "jax.sharding.Mesh":
+    """The `jax.sharding.Mesh` of a Keras DeviceMesh (Keras 3.8 has no `backend_mesh`)."""
+    if hasattr(device_mesh, "backend_mesh"):
+        return device_mesh.backend_mesh
+
+    def device(name: str):  # Keras names devices "platform:id"
+        platform, index = name.split(":")
+        return next(d for d in jax.devices(platform) if d.id == int(index))
+
+    devices = np.asarray(device_mesh.devices)
+    found = np.array([device(str(n)) for n in devices.flatten()], dtype=object).reshape(devices.shape)
+    return jax.sharding.Mesh(found, device_mesh.axis_names)
+
+
 def compile_inference(fn, variables=(), distribution=None):
     """`fn(x)` jitted with `variables`' current values passed as arguments (not baked in as
     constants), the batch sharded over the distribution's devices when one is given.
@@ -154,7 +183,7 @@ def compile_inference(fn, variables=(), distribution=None):
     if distribution is not None:
         from jax.sharding import NamedSharding, PartitionSpec
 
-        mesh = distribution.device_mesh.backend_mesh
+        mesh = _backend_mesh(distribution.device_mesh)
         sharding = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
 
     def put(leaf):

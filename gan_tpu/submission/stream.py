@@ -28,6 +28,16 @@ log = logging.getLogger("gan_tpu")
 MAX_DUPLICATES = 1000  # more byte-identical outputs than this: the generator repeats itself
 
 
+
+def write_order(index) -> np.ndarray:
+    """Positions of a batch's rows in image order, padding rows (index -1) last.
+
+    The index is widened to int64 first: JAX hands back int32, and numpy >= 2.5 refuses to
+    mix int64's maximum into an int32 array (older numpy silently wrapped it to -1).
+    """
+    index = np.asarray(index, dtype=np.int64)
+    return np.argsort(np.where(index < 0, np.iinfo(np.int64).max, index), kind="stable")
+
 def make_encoder(global_batch: int, quality: int) -> Callable:
     @tf.function(input_signature=[tf.TensorSpec([global_batch, SIZE, SIZE, 3], tf.float32)])
     def encode(pixels):
@@ -75,7 +85,7 @@ def stream(
     def write(result) -> bool:
         nonlocal written, filled, duplicates, last_index
         jpegs, index, variant, finite = result
-        for j in np.argsort(np.where(index < 0, np.iinfo(index.dtype).max, index), kind="stable"):
+        for j in write_order(index):
             if index[j] < 0:
                 continue
             if stop(written, int(variant[j])):

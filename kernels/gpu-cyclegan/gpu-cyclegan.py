@@ -36,7 +36,8 @@ from gan_tpu import kaggle as gk
 print(f"gan_tpu {gan_tpu.__version__} from {os.path.dirname(gan_tpu.__file__)}")
 
 # %%
-# 2. The GPUs. None visible: this stops here, never a silent 5-hour CPU run.
+# 2. The GPUs (from the driver) and the versions, before anything imports Keras. No GPU or
+#    too old a package: this stops here with the fix, never a silent 5-hour CPU run.
 plan = gk.prepare_accelerator("gpu", smoke=SMOKE)
 
 # %%

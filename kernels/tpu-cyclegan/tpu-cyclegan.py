@@ -11,10 +11,11 @@
 # Attach before running: the competition data (`gan-getting-started`) and the `gan-tpu-wheel`
 # dataset that `make kernel KERNEL=tpu-cyclegan` uploads. Internet stays off.
 #
-# The TPU check comes first: Kaggle's TPU image ships `tensorflow-cpu` beside `jax[tpu]`, and
-# TensorFlow's last TPU release is 2.19.1. gan_tpu trains through Keras's JAX backend when it
-# has a JAX trainer and JAX sees the TPU; otherwise through `TPUStrategy` with a TPU-capable
-# TensorFlow; otherwise the notebook stops at once and prints the command that fixes it.
+# The TPU check comes first: Kaggle's TPU image ships `tensorflow-cpu` (no TPU support) beside
+# `jax[tpu]`. gan_tpu trains through Keras's JAX backend when JAX sees the TPU; otherwise
+# through `TPUStrategy` with a TPU-capable TensorFlow (`tensorflow-tpu`); otherwise the notebook
+# stops at once and prints the command that fixes it. It also stops, in one line, when the
+# image's TensorFlow, Keras, JAX or numpy is older than gan_tpu supports.
 
 # %%
 # 1. Install gan_tpu from the attached dataset (offline, no dependencies: the image has them).
@@ -40,8 +41,9 @@ from gan_tpu import kaggle as gk
 print(f"gan_tpu {gan_tpu.__version__} from {os.path.dirname(gan_tpu.__file__)}")
 
 # %%
-# 2. The TPU and the backend that can drive it, before anything imports Keras.
-#    No usable TPU: this stops here with the fixing command, never a silent CPU run.
+# 2. The TPU and the backend that can drive it, and the versions, before anything imports
+#    Keras (this cell imports neither Keras nor TensorFlow). No usable TPU or too old a
+#    package: this stops here with the fixing command, never a silent CPU run.
 plan = gk.prepare_accelerator("tpu", smoke=SMOKE)
 
 # %%
