@@ -41,10 +41,10 @@ def _pipeline_config(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from gan_tpu import train
-
     _setup_logging()
     cfg = _pipeline_config(args)
+    from gan_tpu import train  # after the config: a bad --set needs no TensorFlow
+
     run = train.train(cfg, resume=args.resume)
     print(f"run: {run.out_dir} (checkpoints/, samples/, history.csv, generator.keras)")
     return 0
@@ -148,7 +148,7 @@ def translate_photos(run, photos: str, out: str, **overrides):
 
 def cmd_generate(args) -> int:
     from gan_tpu import translator
-    from gan_tpu.submission.generate import generate_kwargs
+    from gan_tpu.submission.options import generate_kwargs
 
     _setup_logging()
     if not (args.run or args.checkpoint):
@@ -172,7 +172,8 @@ def cmd_generate(args) -> int:
 
 def _generate_from_keras(generator, args) -> int:
     from gan_tpu import data, translator
-    from gan_tpu.submission.generate import generate_kwargs, write_submission
+    from gan_tpu.submission.generate import write_submission
+    from gan_tpu.submission.options import generate_kwargs
 
     if len(generator.inputs) != 1 or len(generator.inputs[0].shape) != 4:
         raise_user(f"{args.checkpoint}: a noise model's generator (latents -> images); "
@@ -200,7 +201,7 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    from gan_tpu.submission.generate import add_generate_args
+    from gan_tpu.submission.options import add_generate_args
 
     p = subparsers.add_parser("models", help="list the registered models and their defaults")
     p.set_defaults(func=cmd_models)
