@@ -55,15 +55,15 @@ def steps_that_fit(*, available_s: float, step_s: float, done_steps: int, steps_
         raise ValueError(f"step time must be positive, got {step_s}")
     if available_s <= 0:
         return done_steps
-    total = done_steps + int(available_s // step_s)  # no evaluations: an upper bound
-    while total > done_steps:
+    def cost(total: int) -> float:
         evals = evaluations_due(done_steps, total, steps_per_epoch, eval_every)
-        cost = (total - done_steps) * step_s + evals * eval_s
-        if cost <= available_s:
-            return total
-        # drop the steps the evaluations need, at least one
-        total -= max(1, math.ceil((cost - available_s) / step_s))
-    return done_steps
+        return (total - done_steps) * step_s + evals * eval_s
+
+    low, high = done_steps, done_steps + int(available_s // step_s)  # high: no evaluations
+    while low < high:  # the cost grows with the step count: bisect for the last that fits
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if cost(mid) <= available_s else (low, mid - 1)
+    return low
 
 
 class Planner(keras.callbacks.Callback):

@@ -266,8 +266,12 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
         run.planned_steps = planner.planned_steps()
         if guard.stopped:
             run.stop_reason = guard.stop_reason
-        log.info("plan: %d of %d planned steps done%s", int(run.step.numpy()), run.planned_steps,
-                 _lr_note(run.model, int(run.step.numpy())))
+        done = int(run.step.numpy())
+        if run.planned_steps:
+            log.info("plan: %d of %d planned steps done%s", done, run.planned_steps, _lr_note(run.model, done))
+        else:
+            log.info("plan: none made: training stopped after %d step(s), before %d were timed",
+                     done, planner.window + 1)
     export_translator(run, evaluator)
     return run
 
