@@ -146,11 +146,11 @@ class Planner(keras.callbacks.Callback):
         if self.fixed_total is not None:
             self._check_fixed(step)
             return
-        if len(self.intervals) < self.window:
-            return
         if self.plan is None:
+            if len(self.intervals) < self.window:
+                return
             self._apply(self.make(step, statistics.median(self.intervals[-self.window:])), step, first=True)
-        elif self._since_plan >= self.recent:
+        elif self._since_plan >= self.recent:  # a resumed plan is checked as soon as this
             recent = statistics.median(self.intervals[-self.recent:])
             drifted = abs(recent / self.plan.step_s - 1.0) > self.drift
             if drifted or self.projected_end(step, recent) > self.guard.budget_s:

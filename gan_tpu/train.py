@@ -320,9 +320,9 @@ def budget_guard(run: Run, photo_count: int, steps_per_epoch: int, initial_step:
     timer, global_batch = make_generation_timer(
         translator.painter(run.model), strategy=run.strategy,
         batch_size=per_replica * run.strategy.num_replicas_in_sync, quality=cfg["submission"]["quality"])
-    generation = budget.GenerationReserve(timer, batch_size=global_batch,
-                                          count=submission_count(cfg, photo_count))
     clock_kw = {} if clock is None else {"clock": clock}
+    generation = budget.GenerationReserve(timer, batch_size=global_batch,
+                                          count=submission_count(cfg, photo_count), **clock_kw)
     start = None
     if used_s:  # a resumed plan: count the budget time the earlier sessions used
         now = (clock or time.monotonic)()

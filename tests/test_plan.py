@@ -1,6 +1,9 @@
 """`train.epochs = "auto"`: the plan's arithmetic, and the planner driven by a fake clock
 through real `model.fit` (a tiny Dense model) and through `train.train` (a tiny CycleGAN)."""
+import csv
+import json
 import logging
+import os
 
 import keras
 import numpy as np
@@ -152,3 +155,111 @@ def test_resumed_plan_is_the_same_plan():
     guard.step = 25
     assert planner.state() == [261.0, 1.0, 25.0, 300.0]
     assert planner.projected_end(25, 1.0) == 25.0 + 236 + 30.0  # still inside 300
+
+
+# ------------------------------------------------------------------ through train.train
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    from gan_tpu.sample_data import write_sample_data
+
+    root = str(tmp_path_factory.mktemp("data"))
+    write_sample_data(root, monet=6, photo=8, seed=3)
+    return root
+
+
+def _cfg(sample_root, out, *extra):
+    from gan_tpu import config
+
+    return config.load("demo", [
+        f'data.monet="{sample_root}"', f'data.photo="{sample_root}"',
+        "data.image_size=32", 'model.generator="resnet"', "model.ngf=4", "model.ndf=4", "model.n_blocks=1",
+        "model.decay_start=0.0", "train.batch_size=2", "train.samples=0", "train.steps_per_epoch=4",
+        "submission.batch_size=2",
+        f'output.dir="{out}"', *extra])
+
+
+class _KillAt(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.players[0].optimizer.iterations) == self.step:
+            raise KeyboardInterrupt
+
+
+def test_kill_and_resume_keeps_the_plan_and_the_original_budget(sample_root, tmp_path):
+    from gan_tpu import train
+
+    out = str(tmp_path / "run")
+    budget_s = 90.0  # fake seconds; the generation reserve, timed on the same clock, is its 60 s floor
+    cfg = _cfg(sample_root, out, 'train.epochs="auto"', f"budget.hours={budget_s / 3600}")
+    first = FakeClock()
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, verbose=0, clock=first, callbacks=[StepTime(first, 1.0), _KillAt(18)])
+    second = FakeClock()
+    run = train.train(cfg, resume=True, verbose=0, clock=second, callbacks=[StepTime(second, 1.0)])
+    saved = run.plan_state.numpy()
+    total = int(saved[0])
+    assert 18 < total == run.planned_steps == int(run.step.numpy())  # the first session's plan, done
+    assert saved[2] == pytest.approx(first.t + second.t)  # budget used: both sessions
+    assert budget_s - saved[2] >= 60.0  # what is left still holds the generation reserve
+    # the decay (from the first plan, before the kill) ends at the planned last step
+    assert 0.0 < run.model.lr_fraction(total - 1) <= 1.0 / (total - 18) and run.model.lr_fraction(total) == 0.0
+    rows = open(os.path.join(out, "history.csv")).read().splitlines()
+    assert rows[-1].split(",")[rows[0].split(",").index("planned_steps")] == str(total)
+
+
+class _KnownScores:
+    """A stand-in extractor: the reference's features, then for each later call (the
+    warm-up, then epochs 1, 2, ...) the same features shifted by a known offset, so the
+    FID of each evaluation is known in order; 64-d so no row is near a reference row."""
+
+    name, dim, key, comparable_with_kaggle = "known", 64, "known-v1", False
+
+    def __init__(self, offsets):
+        self.offsets = list(offsets)
+        self.calls = 0
+
+    def features(self, images, batch_size=64, progress=None):
+        return np.concatenate([f for f, _ in self.extract(images, batch_size)]), None
+
+    def extract(self, images, batch_size=64, progress=None):
+        n = len(list(images)) if not hasattr(images, "shape") else int(images.shape[0])
+        rng = np.random.default_rng(self.calls and 1)  # the reference draws once, the rest alike
+        offset = 0.0 if self.calls == 0 else self.offsets[self.calls - 1]
+        self.calls += 1
+        yield (rng.normal(size=(n, self.dim)) + offset).astype(np.float32), None
+
+
+def test_eval_exports_the_best_epochs_generator_and_the_last_one(sample_root, tmp_path):
+    from gan_tpu import train
+
+    weights = {}
+
+    class Capture(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights[epoch + 1] = self.model.exported.get_weights()
+
+    out = str(tmp_path / "run")
+    cfg = _cfg(sample_root, out, "train.epochs=4", "train.steps_per_epoch=1", "eval.every=1", "eval.photos=3")
+    extractor = _KnownScores([5.0, 4.0, 3.0, 0.5, 2.0])  # warm-up, epochs 1-4: epoch 3 is best
+    run = train.train(cfg, verbose=0, use_budget=False, extractor=extractor, callbacks=[Capture()])
+    scores = list(csv.DictReader(open(os.path.join(out, "eval", "scores.csv"))))
+    assert [int(r["epoch"]) for r in scores] == [0, 1, 2, 3, 4]
+    fids = [float(r["fid"]) for r in scores]
+    assert fids.index(min(fids)) == 3 and float(scores[3]["mifid"]) == pytest.approx(fids[3])
+
+    def saved(name):
+        return keras.models.load_model(os.path.join(out, name), compile=False).get_weights()
+
+    for got, want in zip(saved("generator.keras"), weights[3]):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(saved("generator_last.keras"), weights[4]):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(run.model.exported.get_weights(), weights[3]):  # `run` generates from it
+        np.testing.assert_array_equal(got, want)
+    assert json.load(open(os.path.join(out, "eval", "best.json")))["epoch"] == 3
+    assert os.path.isfile(os.path.join(out, "plots.png"))
