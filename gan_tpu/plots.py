@@ -79,7 +79,8 @@ def write(run_dir: str, path: str | None = None) -> str | None:
             values = [r.get(name, math.nan) for r in scores]
             if any(not math.isnan(v) for v in values):
                 ax.plot(x, values, style, markersize=4, label=name.upper().replace("MIFID", "MiFID"))
-        best = min(scores, key=lambda r: r.get("mifid", r.get("fid", math.inf)))
+        trained = [r for r in scores if r["epoch"] > 0] or scores  # epoch 0: before training
+        best = min(trained, key=lambda r: r.get("mifid", r.get("fid", math.inf)))
         ax.axvline(best["epoch"], color="grey", linestyle=":", label=f"best: epoch {best['epoch']:.0f}")
         ax.set_title("held-out photos vs Monet (lower is better)")
         ax.set_xlabel("epoch")

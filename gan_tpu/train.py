@@ -290,7 +290,7 @@ def make_evaluator(run: Run, photo: data.Source, count: int, extractor=None) -> 
 
     cfg = run.cfg
     extractor = extractor or get_extractor(cfg["eval"]["extractor"], strategy=None)
-    reference, how = load_reference(cfg["eval"]["reference"] or cfg["data"]["monet"], extractor,
+    reference, _ = load_reference(cfg["eval"]["reference"] or cfg["data"]["monet"], extractor,
                                     cache_dir=os.path.join(run.out_dir, "eval"), log=log.info)
     photos = sample_photos(photo, count, cfg["data"]["image_size"], cfg["data"]["source_size"])
     return MiFIDCallback(photos, reference, extractor, os.path.join(run.out_dir, "eval"),
