@@ -114,8 +114,9 @@ class BudgetGuard(keras.callbacks.Callback):
 
     At the end of every training batch: stop when
     ``elapsed + reserve + one more step > budget``, where one more step is the
-    slowest of the last ``step_window`` step intervals (the first one includes
-    compilation, so early on the guard is cautious). On stop it sets
+    slowest of the last ``step_window`` step intervals (not the first step of each
+    ``fit``, which is mostly tracing and compiling: counting it stopped short runs after
+    one step). On stop it sets
     ``model.stop_training``, records ``stopped``, ``stop_reason`` and ``stop_step``,
     and logs the reason (the trainer's Checkpointer saves at the end of training).
 
@@ -153,6 +154,7 @@ class BudgetGuard(keras.callbacks.Callback):
         self.step = initial_step
         self._epoch_base = initial_step
         self._last: Optional[float] = None
+        self._first_of_fit = False
         self.stopped = False
         self.stop_reason: Optional[str] = None
         self.stop_step: Optional[int] = None
@@ -178,6 +180,7 @@ class BudgetGuard(keras.callbacks.Callback):
         if callable(measure) and not getattr(self.reserve, "measured", False):
             measure()
         self._last = self.clock()
+        self._first_of_fit = True  # its interval is mostly tracing and compiling: not a step time
         elapsed, reserve = self.elapsed(), self.reserve_s()
         if not self._began:  # a run may call fit more than once
             self._began = True
@@ -192,8 +195,9 @@ class BudgetGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
-        if self._last is not None:
+        if self._last is not None and not self._first_of_fit:
             self.step_intervals.append(now - self._last)
+        self._first_of_fit = False
         self._last = now
         self.step = self._epoch_base + int(batch) + 1
         if self.stopped:

@@ -85,6 +85,15 @@ def test_stops_when_one_more_step_would_eat_the_reserve(caplog):
     assert any("stopping after step 8" in r.getMessage() for r in caplog.records)
 
 
+def test_a_slow_compiling_first_step_is_not_taken_for_the_step_time():
+    clock = FakeClock()
+    guard = BudgetGuard(100.0, reserve=20.0, clock=clock)
+    _fit([StepTime(clock, lambda step: 70.0 if step == 1 else 1.0), guard])
+    # after step 1: 70 + 20 < 100, and the next step is not another 70 s: train on until
+    # t + 20 + 1 > 100, i.e. after step 11 (t = 80); 40 steps were offered
+    assert guard.stop_step == 11 and clock.t + 20.0 <= 100.0
+
+
 def test_run_start_before_training_counts():
     clock = FakeClock(1000.0)
     guard = BudgetGuard(100.0, reserve=20.0, clock=clock, start=960.0)  # 40 s already spent
