@@ -71,8 +71,9 @@ class Planner(keras.callbacks.Callback):
 
     Reads time and step count from `guard` (a BudgetGuard listed before it, whose reserve
     should be :meth:`reserve_s`); `generation` is the generation reserve in seconds (or a
-    callable, e.g. a GenerationReserve). `set_total(steps, at_step)` applies a plan to the model's LR schedules (at_step
-    None: the first plan, from the start). `eval_s()` is the time of one evaluation, and
+    callable, e.g. a GenerationReserve). `set_total(steps, at_step)` applies a plan to the
+    model's LR schedules (at_step None: the first plan, from the start; else a re-plan
+    that continues from the rate at that step). `eval_s()` is the time of one evaluation, and
     `paused_s()` the total seconds spent in evaluations so far (left out of step times).
     With `fixed_total` (a fixed epoch count), it only warns once, at the first measurement,
     when the budget cannot hold that many steps.
