@@ -151,7 +151,9 @@ class Planner(keras.callbacks.Callback):
             if len(self.intervals) < self.window:
                 return
             self._apply(self.make(step, statistics.median(self.intervals[-self.window:])), step, first=True)
-        elif self._since_plan >= self.recent:  # a resumed plan is checked as soon as this
+        elif self._since_plan >= self.recent and self.plan.total_steps - step > self.window:
+            # (a resumed plan is checked as soon as this; in its last steps a re-plan could
+            # only bend the decay short of 0, and the guard still keeps the budget)
             recent = statistics.median(self.intervals[-self.recent:])
             drifted = abs(recent / self.plan.step_s - 1.0) > self.drift
             if drifted or self.projected_end(step, recent) > self.guard.budget_s:
