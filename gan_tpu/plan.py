@@ -188,8 +188,10 @@ class Planner(keras.callbacks.Callback):
             log.info("plan: %s", self.describe(plan))
         else:
             self.replans += 1
-            log.info("plan: re-planned at step %d (%.3f s/step, was %.3f): %d steps, was %d; %s",
-                     step, plan.step_s, old.step_s, plan.total_steps, old.total_steps, self.describe(plan))
+            # a noisy CPU re-plans often by a step or two: say so only when it matters
+            level = logging.INFO if abs(plan.total_steps - old.total_steps) > 0.01 * old.total_steps else logging.DEBUG
+            log.log(level, "plan: re-planned at step %d (%.3f s/step, was %.3f): %d steps, was %d; %s",
+                    step, plan.step_s, old.step_s, plan.total_steps, old.total_steps, self.describe(plan))
 
     def describe(self, plan: Plan) -> str:
         left = plan.total_steps - plan.at_step
