@@ -1,28 +1,24 @@
-"""Stop training in time to leave a submission: the budget guard, its reserve, the NaN guard.
+"""The run's time budget: Kaggle's limits, the run's clock, and the reserve kept for generation.
 
 Kaggle's budget counts the whole run (3 h on TPU, 5 h on GPU/CPU), generation included.
-:class:`BudgetGuard` stops ``model.fit`` at the end of the step after which one more
+:class:`gan_tpu.callbacks.BudgetGuard` stops ``model.fit`` at the end of the step after which one more
 step would eat into the reserve kept for generation + zip + validation (+ scoring):
 
     stop when  elapsed + reserve + (time of one more step)  >  budget
 
 The reserve is a number or a callable; :class:`GenerationReserve` times real
 generation batches, scales them to the image count and adds a safety margin, and
-only ever grows when re-measured. :class:`NanGuard` stops training when a logged loss
-goes non-finite and says which loss at which step.
-
-Both take an injectable ``clock`` so tests drive them with a fake one.
+only ever grows when re-measured. The guard itself (and the NaN guard) are Keras
+callbacks in :mod:`gan_tpu.callbacks`; this module imports no Keras or TensorFlow at
+its top, so the CLI can mark the run's start before choosing a backend.
 """
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import os
 import time
-from typing import Any, Callable, Iterable, Optional, Union
-
-import keras
+from typing import Any, Callable, Optional, Union
 
 log = logging.getLogger("gan_tpu")
 
@@ -79,7 +75,8 @@ def process_uptime() -> float:
         return time.monotonic() - _IMPORTED_AT
 
 
-def _fmt(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """H:MM:SS (negative as 0)."""
     seconds = max(0.0, seconds)
     h, rem = divmod(int(round(seconds)), 3600)
     m, s = divmod(rem, 60)
@@ -96,8 +93,7 @@ class GenerationReserve:
         reserve = (compile + per_batch * ceil(count / batch_size)) * (1 + margin)
                   + validate_s_per_image * count + fixed_s
 
-    Measuring again never lowers the reserve (``grow_only``); :meth:`grow` raises it
-    by hand (e.g. from a real generation's images/s). Before any measurement the
+    Measuring again never lowers the reserve (``grow_only``). Before any measurement the
     reserve is ``initial_s``.
     """
 
@@ -155,12 +151,7 @@ class GenerationReserve:
         new = self.estimate(self.per_batch_s, self.compile_s)
         self._set(new)
         log.info("budget: generation reserve %s (%.3f s per batch of %d, %d images, margin %.0f%%)",
-                 _fmt(self.seconds), per_batch, self.batch_size, self.count, 100 * self.margin)
-        return self.seconds
-
-    def grow(self, seconds: float) -> float:
-        """Raise the reserve to at least ``seconds``."""
-        self._set(seconds)
+                 format_duration(self.seconds), per_batch, self.batch_size, self.count, 100 * self.margin)
         return self.seconds
 
     def _set(self, seconds: float) -> None:
@@ -171,186 +162,3 @@ class GenerationReserve:
         if self.seconds is not None:
             return self.seconds
         return self.validate_s_per_image * self.count + self.fixed_s
-
-
-class BudgetGuard(keras.callbacks.Callback):
-    """Stop ``fit`` so that generation still fits inside the run's budget.
-
-    At the end of every training batch: stop when
-    ``elapsed + reserve + one more step > budget``, where one more step is the
-    slowest of the last ``step_window`` step intervals (the first one includes
-    compilation, so early on the guard is cautious). On stop it sets
-    ``model.stop_training``, records ``stopped``, ``stop_reason`` and ``stop_step``,
-    logs the reason, and calls ``on_stop(reason, step)`` (the trainer checkpoints there).
-
-    Args:
-      budget_s: the whole run's budget in seconds (see :func:`default_budget_hours`).
-      reserve: seconds to keep for generation etc., or a callable returning them
-        (called every batch, so it may grow). If it has a ``measure()`` method and is
-        not ``measured`` yet, it is measured at ``on_train_begin``.
-      start: the run's start on ``clock``'s scale. Default: the process start when
-        ``clock`` is ``time.monotonic``, else ``clock()`` at construction.
-      clock: seconds, monotonic.
-      remeasure_every: re-measure a measurable reserve every this many steps (None: never).
-      initial_step: steps already done before this ``fit`` (a resumed run).
-    """
-
-    def __init__(
-        self,
-        budget_s: float,
-        *,
-        reserve: Reserve = 0.0,
-        start: Optional[float] = None,
-        clock: Clock = time.monotonic,
-        step_window: int = 3,
-        remeasure_every: Optional[int] = None,
-        on_stop: Optional[Callable[[str, int], None]] = None,
-        initial_step: int = 0,
-    ):
-        super().__init__()
-        if budget_s <= 0:
-            raise ValueError(f"budget must be positive, got {budget_s} s")
-        self.budget_s = float(budget_s)
-        self.reserve = reserve
-        self.clock = clock
-        if start is None:
-            start = clock() - run_elapsed() if clock is time.monotonic else clock()
-        self.start = start
-        self.step_intervals: collections.deque = collections.deque(maxlen=max(1, step_window))
-        self.remeasure_every = remeasure_every
-        self.on_stop = on_stop
-        self.step = initial_step
-        self._epoch_base = initial_step
-        self._last: Optional[float] = None
-        self.stopped = False
-        self.stop_reason: Optional[str] = None
-        self.stop_step: Optional[int] = None
-
-    # -- numbers ---------------------------------------------------------------------
-    def elapsed(self) -> float:
-        return self.clock() - self.start
-
-    def reserve_s(self) -> float:
-        return float(self.reserve() if callable(self.reserve) else self.reserve)
-
-    def next_step_s(self) -> float:
-        return max(self.step_intervals) if self.step_intervals else 0.0
-
-    def remaining(self) -> float:
-        """Seconds of training left before the guard stops (may be negative)."""
-        return self.budget_s - self.elapsed() - self.reserve_s() - self.next_step_s()
-
-    # -- Keras hooks -----------------------------------------------------------------
-    def on_train_begin(self, logs=None):
-        measure = getattr(self.reserve, "measure", None)
-        if callable(measure) and not getattr(self.reserve, "measured", False):
-            measure()
-        self._last = self.clock()
-        elapsed, reserve = self.elapsed(), self.reserve_s()
-        log.info("budget: %s of %s used at training start, reserve %s",
-                 _fmt(elapsed), _fmt(self.budget_s), _fmt(reserve))
-        if elapsed + reserve > self.budget_s:  # Keras still runs one step before it checks
-            self._stop(f"budget {_fmt(self.budget_s)} already spent at training start: "
-                       f"elapsed {_fmt(elapsed)} + reserve {_fmt(reserve)}")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = self.step
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = self.clock()
-        if self._last is not None:
-            self.step_intervals.append(now - self._last)
-        self._last = now
-        self.step = self._epoch_base + int(batch) + 1
-        if (self.remeasure_every and self.step % self.remeasure_every == 0
-                and callable(getattr(self.reserve, "measure", None))):
-            self.reserve.measure()
-            now = self._last = self.clock()  # measuring is not a training step
-        if self.stopped:
-            self.model.stop_training = True
-            return
-        elapsed, reserve, one_more = now - self.start, self.reserve_s(), self.next_step_s()
-        if elapsed + reserve + one_more > self.budget_s:
-            self._stop(
-                f"budget: stopping after step {self.step}: elapsed {_fmt(elapsed)} + reserve "
-                f"{_fmt(reserve)} + next step {one_more:.1f} s would pass the budget {_fmt(self.budget_s)}"
-            )
-
-    def _stop(self, reason: str) -> None:
-        self.stopped = True
-        self.stop_reason = reason
-        self.stop_step = self.step
-        if self.model is not None:
-            self.model.stop_training = True
-        log.warning(reason)
-        if self.on_stop is not None:
-            self.on_stop(reason, self.step)
-
-
-class NanGuard(keras.callbacks.Callback):
-    """Stop ``fit`` when a logged loss is NaN or infinite; record which one and when.
-
-    Checks every numeric entry of the batch logs (or only ``keys``). On the first
-    non-finite value it sets ``model.stop_training``, records ``bad_key``,
-    ``bad_step`` (1-based: the step that produced it, counting ``initial_step``) and
-    ``bad_value``, logs an error and calls ``on_nan(name, step)`` -- the trainer
-    restores the last good checkpoint there.
-    """
-
-    def __init__(
-        self,
-        keys: Optional[Iterable[str]] = None,
-        *,
-        on_nan: Optional[Callable[[str, int], None]] = None,
-        initial_step: int = 0,
-    ):
-        super().__init__()
-        self.keys = set(keys) if keys is not None else None
-        self.on_nan = on_nan
-        self.step = initial_step
-        self._epoch_base = initial_step
-        self.bad_key: Optional[str] = None
-        self.bad_step: Optional[int] = None
-        self.bad_value: Optional[float] = None
-
-    @property
-    def triggered(self) -> bool:
-        return self.bad_key is not None
-
-    def message(self) -> Optional[str]:
-        if not self.triggered:
-            return None
-        return f"loss {self.bad_key!r} is {self.bad_value} at step {self.bad_step}: training diverged"
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = self.step
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step = self._epoch_base + int(batch) + 1
-        if self.triggered:
-            self.model.stop_training = True
-            return
-        for key, value in (logs or {}).items():
-            if self.keys is not None and key not in self.keys:
-                continue
-            bad = _first_non_finite(value)
-            if bad is None:
-                continue
-            self.bad_key, self.bad_step, self.bad_value = key, self.step, bad
-            self.model.stop_training = True
-            log.error("nan guard: %s; stopping", self.message())
-            if self.on_nan is not None:
-                self.on_nan(key, self.step)
-            return
-
-
-def _first_non_finite(value) -> Optional[float]:
-    import numpy as np
-
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if arr.size == 0 or np.all(np.isfinite(arr)):
-        return None
-    return float(arr.reshape(-1)[~np.isfinite(arr.reshape(-1))][0])

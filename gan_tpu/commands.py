@@ -42,10 +42,10 @@ def _pipeline_config(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from gan_tpu import train
-
     _setup_logging()
     cfg = _pipeline_config(args)
+    from gan_tpu import train  # after the config: a bad --set needs no TensorFlow
+
     run = train.train(cfg, resume=args.resume)
     print(f"run: {run.out_dir} (checkpoints/, samples/, history.csv, generator.keras)")
     return 0
@@ -156,6 +156,7 @@ def _paint(run, photos: str, out: str, **overrides):
 
 def cmd_generate(args) -> int:
     from gan_tpu import translator
+    from gan_tpu.submission.options import generate_kwargs
 
     _setup_logging()
     if not (args.run or args.checkpoint):
@@ -180,6 +181,7 @@ def cmd_generate(args) -> int:
 def _generate_from_keras(generator, args) -> int:
     from gan_tpu import data, translator
     from gan_tpu.submission.generate import write_submission
+    from gan_tpu.submission.options import generate_kwargs
 
     if len(generator.inputs) != 1 or len(generator.inputs[0].shape) != 4:
         raise_user(f"{args.checkpoint}: a noise model's generator (latents -> images); "
@@ -206,28 +208,9 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
                         help="continue from the run directory's latest checkpoint")
 
 
-def add_generate_args(parser: argparse.ArgumentParser) -> None:
-    """The output options of ``gan-tpu generate``."""
-    from gan_tpu.submission.validate import add_count_args
-
-    parser.add_argument("--out", default="images.zip", help="the zip to write (default images.zip)")
-    parser.add_argument("--count", type=int, default=None, metavar="N",
-                        help="images to write (default: all photos, topped up to 7,000, at most 10,000)")
-    parser.add_argument("--batch", type=int, default=None, metavar="B",
-                        help="global batch (default 8 per replica)")
-    parser.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG quality (default 95)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    add_count_args(parser)
-
-
-def generate_kwargs(args) -> dict:
-    """``write_submission`` keyword arguments from :func:`add_generate_args` options."""
-    return dict(count=args.count, batch_size=args.batch, quality=args.quality,
-                allow_any_count=args.allow_any_count, progress=args.progress,
-                min_count=args.min_count, max_count=args.max_count)
-
-
 def register(subparsers) -> None:
+    from gan_tpu.submission.options import add_generate_args
+
     p = subparsers.add_parser("models", help="list the registered models and their defaults")
     p.set_defaults(func=cmd_models)
 

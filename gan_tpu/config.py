@@ -49,7 +49,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     },
     "train": {
         "batch_size": ((int,), 1),        # per replica
-        "epochs": ((int,), 1),
+        "epochs": ((int, str), 1),        # or "auto": as many steps as the budget holds (README)
         "steps_per_epoch": ((int,), 0),   # 0: the larger domain once per epoch
         "seed": ((int,), 0),
         "jit_compile": ((bool, str), "auto"),  # "auto": XLA on TPU/GPU, off on CPU
@@ -59,6 +59,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     },
     "budget": {
         "hours": ((int, float), 0.0),     # 0: 3 h on TPU, 5 h on GPU/CPU (Kaggle's limits)
+    },
+    "eval": {                             # MiFID during training; keeps the best generator
+        "every": ((int,), 0),             # epochs between evaluations; 0: off
+        "photos": ((int,), 256),          # photos held out from training, translated each time
+        "extractor": ((str,), "tiny"),    # kaggle[:PATH], inception_v3[:WEIGHTS], tiny (smoke only)
+        "reference": ((str,), ""),        # Monet paintings to score against; "" = data.monet
     },
     "runtime": {
         "device": ((str,), "auto"),       # auto | tpu | gpu | cpu
@@ -86,7 +92,7 @@ CHOICES = {
     ("runtime", "backend"): ("auto", "tensorflow", "jax"),
 }
 POSITIVE = {("data", "image_size"), ("data", "source_size"), ("data", "shuffle_buffer"),
-            ("train", "batch_size"), ("train", "epochs"), ("train", "keep_checkpoints"),
+            ("train", "batch_size"), ("train", "keep_checkpoints"), ("eval", "photos"),
             ("submission", "batch_size")}
 
 
@@ -181,6 +187,13 @@ def validate(raw: dict, origin: str = "config") -> dict:
     jit = cfg["train"]["jit_compile"]
     if isinstance(jit, str) and jit != "auto":
         raise UserError(f"train.jit_compile: expected true, false or \"auto\", got {jit!r}")
+    epochs = cfg["train"]["epochs"]
+    if isinstance(epochs, str) and epochs != "auto":
+        raise UserError(f"train.epochs: expected a whole number or \"auto\", got {epochs!r}")
+    if isinstance(epochs, int) and epochs < 1:
+        raise UserError(f"train.epochs: must be at least 1, got {epochs}")
+    if cfg["eval"]["every"] < 0:
+        raise UserError(f"eval.every: must be 0 (off) or a number of epochs, got {cfg['eval']['every']}")
     for key in ("monet", "photo"):
         if cfg["data"][key] is None:
             cfg["data"][key] = default_data_root()

@@ -40,6 +40,7 @@ class Source:
     files: tuple[str, ...]
     count: int | None = None  # known without reading the data, else None
     parts: tuple["Source", ...] = ()
+    skip: int = 0  # images left out at the start (held out for in-training evaluation)
 
 
 # --------------------------------------------------------------------------- resolution
@@ -163,8 +164,19 @@ def _parse_record(serialized):
     return ex["image_name"], ex["image"]
 
 
+def without_first(source: Source, count: int) -> Source:
+    """The source less its first `count` images (in file order)."""
+    known = None if source.count is None else max(0, source.count - count)
+    return dataclasses.replace(source, skip=source.skip + count, count=known)
+
+
 def _encoded(source: Source, *, parallel_files: bool = True) -> tf.data.Dataset:
     """(name, JPEG bytes) pairs, unbatched, in a deterministic order."""
+    ds = _encoded_all(source, parallel_files=parallel_files)
+    return ds.skip(source.skip) if source.skip else ds
+
+
+def _encoded_all(source: Source, *, parallel_files: bool = True) -> tf.data.Dataset:
     if source.kind == "list":
         ds = _encoded(source.parts[0], parallel_files=parallel_files)
         for part in source.parts[1:]:
@@ -214,7 +226,7 @@ def count_images(source: Source) -> int:
     if source.count is not None:
         return source.count
     if source.kind == "zip":
-        return len(_zip_member_names(source.files[0]))
+        return max(0, len(_zip_member_names(source.files[0])) - source.skip)
     return int(_encoded(source).reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 

@@ -8,6 +8,7 @@ continues the schedule exactly where it stopped.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 OPTIMIZERS = ("adam", "adabelief")
@@ -66,7 +67,12 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     `total_steps` counts training steps (batches); an optimizer that updates
     `updates_per_step` times per batch (WGAN-GP's critic, n_critic) divides its iterations
     by that first. `total_steps` 0 (not known yet) or `decay_start` 1 keep `lr` constant.
-    `total_steps` may be set after construction, before the train function is traced.
+
+    Once :meth:`attach`-ed to its optimizer, the decay's shape lives in one optimizer
+    variable `[start, fraction, end]` (lr·fraction until step `start`, then linearly to 0
+    at `end`): the compiled step reads it, checkpoints carry it, and :meth:`replan` moves
+    the end mid-run without a jump in the rate. Unattached, `total_steps` may be set until
+    the train function is traced.
     """
 
     def __init__(self, lr: float, decay_start: float = 0.5, total_steps: int = 0,
@@ -77,15 +83,68 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.decay_start = float(decay_start)
         self.total_steps = int(total_steps)
         self.updates_per_step = int(updates_per_step)
+        self.segment = None  # the [start, fraction, end] variable, once attached
+
+    def _initial_segment(self, total_steps: int) -> list[float]:
+        if total_steps <= 0 or self.decay_start >= 1.0:
+            return [0.0, 1.0, 0.0]  # end 0: constant
+        return [self.decay_start * total_steps, 1.0, float(total_steps)]
+
+    def attach(self, optimizer) -> None:
+        """Keep the decay's shape in a variable of `optimizer` (call after `optimizer.build`)."""
+        if self.segment is None:
+            self.segment = optimizer.add_variable((3,), initializer="zeros", dtype="float32",
+                                                  name="lr_decay")
+            self.segment.assign(self._initial_segment(self.total_steps))
+
+    def set_total_steps(self, steps: int) -> None:
+        """The whole run's length, before training starts."""
+        self.total_steps = int(steps)
+        if self.segment is not None:
+            self.segment.assign(self._initial_segment(self.total_steps))
+
+    def fraction(self, step: float) -> float:
+        """lr(step) / lr on the host, from the current segment (steps are training steps)."""
+        start, frac, end = (np.asarray(self.segment.numpy() if hasattr(self.segment, "numpy") else self.segment)
+                            if self.segment is not None else self._initial_segment(self.total_steps))
+        if end <= 0:
+            return 1.0
+        if step <= start:
+            return float(frac)
+        return float(frac * min(max((end - step) / max(end - start, 1.0), 0.0), 1.0))
+
+    def replan(self, total_steps: int, at_step: int) -> None:
+        """End the decay at `total_steps` instead, continuing from the rate at `at_step`:
+        still constant → the decay starts at `decay_start` of the new total (not before
+        now); already decaying → a straight line from today's rate to 0 at the new end."""
+        self.total_steps = int(total_steps)
+        if self.segment is None:
+            return
+        if self.decay_start >= 1.0:
+            return
+        start, frac, end = (float(x) for x in np.asarray(self.segment.numpy()))
+        if end <= 0 or at_step <= start:  # constant so far
+            new_start = max(self.decay_start * total_steps, float(at_step))
+            segment = [new_start, frac, float(total_steps)]
+        else:
+            segment = [float(at_step), self.fraction(at_step), float(total_steps)]
+        segment[2] = max(segment[2], segment[0])
+        self.segment.assign(segment)
 
     def __call__(self, iterations):
-        lr = ops.convert_to_tensor(self.lr, "float32")
-        if self.total_steps <= 0 or self.decay_start >= 1.0:
-            return lr
         step = ops.floor(ops.cast(iterations, "float32") / self.updates_per_step)
-        start = self.decay_start * self.total_steps
-        left = (self.total_steps - step) / max(self.total_steps - start, 1.0)
-        return lr * ops.clip(left, 0.0, 1.0)
+        lr = ops.convert_to_tensor(self.lr, "float32")
+        if self.segment is None:
+            if self.total_steps <= 0 or self.decay_start >= 1.0:
+                return lr
+            start = self.decay_start * self.total_steps
+            left = (self.total_steps - step) / max(self.total_steps - start, 1.0)
+            return lr * ops.clip(left, 0.0, 1.0)
+        segment = ops.cast(self.segment, "float32")
+        start, frac, end = segment[0], segment[1], segment[2]
+        left = ops.clip((end - step) / ops.maximum(end - start, 1.0), 0.0, 1.0)
+        decayed = ops.where(step <= start, frac, frac * left)
+        return lr * ops.where(end <= 0.0, 1.0, decayed)
 
     def get_config(self):
         return {"lr": self.lr, "decay_start": self.decay_start, "total_steps": self.total_steps,

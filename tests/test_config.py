@@ -43,6 +43,10 @@ def test_overrides_are_typed_as_toml():
     ("[model]\nname = 'nogan'\n", "model.name: unknown model 'nogan'"),
     ("[runtime]\ndevice = 'quantum'\n", "runtime.device: 'quantum' is not one of auto, tpu, gpu, cpu"),
     ("[train]\njit_compile = 'sometimes'\n", "train.jit_compile: expected true, false or \"auto\""),
+    ("[train]\nepochs = 'often'\n", "train.epochs: expected a whole number or \"auto\", got 'often'"),
+    ("[train]\nepochs = 0\n", "train.epochs: must be at least 1, got 0"),
+    ("[eval]\nevery = -1\n", "eval.every: must be 0 (off) or a number of epochs"),
+    ("[eval]\nphotos = 0\n", "eval.photos: must be at least 1, got 0"),
     ("[train\n", "not valid TOML"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, message):
@@ -59,6 +63,6 @@ def test_bad_override_and_missing_file(tmp_path):
 
 
 def test_saved_config_loads_back_identically(tmp_path):
-    cfg = config.load("demo", ['data.monet="a b/c"', "budget.hours=0.5"])
+    cfg = config.load("demo", ['data.monet="a b/c"', "budget.hours=0.5", 'train.epochs="auto"', "eval.every=2"])
     config.save(cfg, tmp_path / "config.toml")
     assert config.load(tmp_path / "config.toml") == cfg

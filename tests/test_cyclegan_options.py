@@ -232,8 +232,28 @@ def test_linear_decay_values_follow_the_optimizers_iterations():
     model.d_optimizer.iterations.assign(5 * 75)
     assert float(model.g_optimizer.learning_rate) == pytest.approx(0.5e-4)
     assert float(model.d_optimizer.learning_rate) == pytest.approx(0.5e-4)
-    model.set_total_steps(10)  # an explicit total_steps (or the first one set) is kept
-    assert float(model.g_optimizer.learning_rate) == pytest.approx(0.5e-4)
+    model.set_total_steps(200)  # a new plan: the decay starts at 100
+    assert float(model.g_optimizer.learning_rate) == pytest.approx(1e-4)  # the pipeline's lr, constant again
+    fixed = models.build("cyclegan_wgangp", image_size=32, **{**TINY, "total_steps": 100})
+    fixed.set_total_steps(10)  # an explicit total_steps option is kept
+    assert fixed.schedules[0].total_steps == 100
+
+
+def test_linear_decay_replans_without_a_jump():
+    s = optimizers.LinearDecay(1.0, decay_start=0.5, total_steps=100)
+    s.attach(keras.optimizers.Adam(s))
+    lr = lambda step: float(s(tf.constant(step)))  # noqa: E731
+    s.replan(60, at_step=20)  # still constant: the decay now starts at 30
+    assert lr(20) == 1.0 and lr(30) == 1.0 and lr(45) == pytest.approx(0.5) and lr(60) == 0.0
+    before = lr(50)
+    s.replan(200, at_step=50)  # mid-decay, longer: a straight line from today's rate
+    assert lr(50) == pytest.approx(before) and lr(200) == 0.0
+    assert lr(125) == pytest.approx(before / 2)
+    assert [s.fraction(x) for x in (50, 125)] == pytest.approx([lr(50), lr(125)])
+    s = optimizers.LinearDecay(1.0, decay_start=0.5, total_steps=100)
+    s.attach(keras.optimizers.Adam(s))
+    s.replan(50, at_step=40)  # constant so far, shrunk so its decay would have begun: from now
+    assert [lr(40), lr(45), lr(50)] == pytest.approx([1.0, 0.5, 0.0])
 
 
 def _adabelief_numpy(theta, grads, lr=1e-2, b1=0.9, b2=0.999, eps=1e-16):

@@ -326,11 +326,11 @@ def test_generation_timer(model, strategy):
 def test_cli_args_helper():
     import argparse
 
-    from gan_tpu import commands
+    from gan_tpu.submission import options
 
     parser = argparse.ArgumentParser()
-    commands.add_generate_args(parser)
+    options.add_generate_args(parser)
     args = parser.parse_args(["--count", "7038", "--quality", "90", "--no-progress"])
-    assert commands.generate_kwargs(args) == dict(count=7038, batch_size=None, quality=90,
+    assert options.generate_kwargs(args) == dict(count=7038, batch_size=None, quality=90,
                                                   allow_any_count=False, progress=False,
                                                   min_count=7000, max_count=10000)

@@ -1,4 +1,5 @@
 """Training runs: the files a run leaves, exact resume after an interruption, CLI errors."""
+import csv
 import os
 import subprocess
 import sys
@@ -38,7 +39,8 @@ def _weights(run):
 def test_a_run_leaves_config_checkpoints_samples_history_and_generator(sample_root, tmp_path):
     out = str(tmp_path / "run")
     run = train.train(_cfg(sample_root, out, epochs=2, steps_per_epoch=2), verbose=0)
-    assert sorted(os.listdir(out)) == ["checkpoints", "config.toml", "generator.keras", "history.csv", "samples"]
+    assert sorted(os.listdir(out)) == ["checkpoints", "config.toml", "generator.keras", "history.csv",
+                                       "plots.png", "samples"]
     assert sorted(os.listdir(os.path.join(out, "samples"))) == ["epoch_001.png", "epoch_002.png"]
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(out, "samples", "epoch_002.png")))
     assert grid.shape == (2 * 128, 2 * 128, 3)  # two photos beside their translations, x4
@@ -46,6 +48,10 @@ def test_a_run_leaves_config_checkpoints_samples_history_and_generator(sample_ro
     assert config.load(os.path.join(out, "config.toml")) == run.cfg
     lines = open(os.path.join(out, "history.csv")).read().splitlines()
     assert lines[0].startswith("epoch") and len(lines) == 3
+    rows = list(csv.DictReader(lines))  # planned vs done, as the budget planner logs them
+    assert [(r["planned_steps"], r["steps_done"]) for r in rows] == [("4", "2"), ("4", "4")]
+    plot = tf.io.decode_png(tf.io.read_file(os.path.join(out, "plots.png")))
+    assert plot.shape[0] > 300 and plot.shape[1] > 600  # the loss panels, readable
     generator = keras.models.load_model(os.path.join(out, "generator.keras"), compile=False)
     x = tf.random.uniform((1, 32, 32, 3), -1, 1)
     np.testing.assert_allclose(generator(x).numpy(), run.model.translator(x).numpy(), atol=1e-6)

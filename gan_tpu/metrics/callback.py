@@ -4,14 +4,20 @@
 default, [−1, 1] in and out), scores them against a ``Reference`` (the Monet set's
 features), adds ``fid``/``distance``/``mifid`` to the epoch logs, appends a row to
 ``scores.csv``, writes TensorBoard scalars, and keeps the best weights by MiFID
-(``best.weights.h5`` + ``best.json``) or calls ``on_best(epoch, scores)``.
+(``best.weights.h5`` + ``best.json``) and/or calls ``on_best(epoch, scores)``.
 The photos are scored at the translator's output size; the extractor resizes them.
+Its time is measured (``eval_s``, the slowest evaluation; ``seconds``, all of them) so a
+budgeted run can keep time for the evaluations still due and leave them out of step times.
+A run resumed in the same folder keeps the best found so far (``best.json``).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import os
+import time
 
 import keras
 import numpy as np
@@ -20,6 +26,7 @@ import tensorflow as tf
 from gan_tpu.metrics.scoring import DEFAULT_EPS, Reference, StreamingScorer
 
 FIELDS = ("epoch", "fid", "distance", "mifid")
+log = logging.getLogger("gan_tpu")
 
 
 def _scalar(tag: str, value: float, step: int) -> None:
@@ -34,7 +41,7 @@ class MiFIDCallback(keras.callbacks.Callback):
 
     def __init__(self, photos, reference: Reference, extractor, out_dir: str, *, every: int = 1,
                  translator=None, batch_size: int = 32, eps: float = DEFAULT_EPS,
-                 save_best: bool = True, on_best=None, dtype=tf.float64):
+                 save_best: bool = True, on_best=None, dtype=tf.float64, painting=None):
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
@@ -44,6 +51,7 @@ class MiFIDCallback(keras.callbacks.Callback):
         self.out_dir = out_dir
         self.every = int(every)
         self._translator = translator
+        self._painting = painting or contextlib.nullcontext  # e.g. the model's EMA weights swapped in
         self.batch_size = int(batch_size)
         self.eps = eps
         self.save_best = save_best
@@ -56,12 +64,47 @@ class MiFIDCallback(keras.callbacks.Callback):
         self.csv_path = os.path.join(out_dir, "scores.csv")
         self.best_path = os.path.join(out_dir, "best.weights.h5")
         self._writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+        self.eval_s = 0.0   # the slowest evaluation so far (the first one compiles)
+        self.seconds = 0.0  # all evaluations so far
+        best_json = os.path.join(out_dir, "best.json")
+        if os.path.isfile(best_json):  # a resumed run: beat the best so far, not infinity
+            with open(best_json) as fh:
+                row = json.load(fh)
+            self.best_epoch = int(row["epoch"])
+            self.best = row["mifid"] if row.get("mifid") is not None else row["fid"]
+
+    def timed_score(self) -> dict:
+        """`score()`, its time added to `seconds` and `eval_s`."""
+        start = time.perf_counter()
+        scores = self.score()
+        took = time.perf_counter() - start
+        self.seconds += took
+        self.eval_s = max(self.eval_s, took)
+        return scores
+
+    def warm_up(self, epoch: int = 0) -> dict:
+        """Score once before training (compiles the translator and extractor, measures
+        `eval_s`); a fresh run's `scores.csv` gets it as epoch `epoch`, never as the best."""
+        scores = self.timed_score()
+        if not os.path.exists(self.csv_path):
+            self._write_row({"epoch": epoch, **scores})
+        log.info("eval: MiFID %s before training (%.1f s per evaluation)", _fmt(scores["mifid"]), self.eval_s)
+        return scores
+
+    def _write_row(self, row: dict) -> None:
+        new = not os.path.exists(self.csv_path)
+        with open(self.csv_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
 
     def score(self) -> dict:
         """Translate the photos and score them now: {"fid", "distance", "mifid"}."""
         translator = self._translator or self.model.translator
-        fakes = [np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
-                 for i in range(0, len(self.photos), self.batch_size)]
+        with self._painting():
+            fakes = [np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
+                     for i in range(0, len(self.photos), self.batch_size)]
         scorer = StreamingScorer(self.reference, self.dtype, keep_features=False)
         for feats, _ in self.extractor.extract(np.concatenate(fakes), self.batch_size):
             scorer.update(feats)
@@ -71,17 +114,12 @@ class MiFIDCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        scores = self.score()
+        scores = self.timed_score()
         row = {"epoch": epoch + 1, **scores}
         self.history.append(row)
         if logs is not None:
             logs.update({k: v for k, v in scores.items() if v is not None})
-        new = not os.path.exists(self.csv_path)
-        with open(self.csv_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        self._write_row(row)
         with self._writer.as_default():
             for key, value in scores.items():
                 if value is not None:
@@ -94,7 +132,15 @@ class MiFIDCallback(keras.callbacks.Callback):
                 tmp = self.best_path[: -len(".weights.h5")] + ".tmp.weights.h5"
                 self.model.save_weights(tmp)
                 os.replace(tmp, self.best_path)
-                with open(os.path.join(self.out_dir, "best.json"), "w") as fh:
-                    json.dump(row, fh)
             if self.on_best is not None:
                 self.on_best(epoch + 1, scores)
+            best_json = os.path.join(self.out_dir, "best.json")  # last: it names what is saved
+            with open(best_json + ".tmp", "w") as fh:
+                json.dump(row, fh)
+            os.replace(best_json + ".tmp", best_json)
+        log.info("eval: epoch %d MiFID %s (best %s, epoch %s)", epoch + 1, _fmt(scores["mifid"]),
+                 _fmt(self.best), self.best_epoch)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

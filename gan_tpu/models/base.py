@@ -112,6 +112,8 @@ class AdversarialModel(keras.Model):
         MirroredStrategy with a custom train_step (keras-team/keras#23085)."""
         for player in self.players:
             player.optimizer.build(player.variables)
+        if hasattr(self, "attach_schedules"):  # before JAX's optimizer wrapper lists the variables
+            self.attach_schedules()
         if keras.backend.backend() == "jax":  # JAX state carries only model.optimizer's variables
             from gan_tpu.backends.jax import players_optimizer
 
