@@ -12,7 +12,7 @@ SHARED = dict(ema=0.0, ema_start=0)
 def register(name: str, **defaults):
     """Class decorator: register a model under `name` with its default options."""
     def decorate(cls):
-        _MODELS[name] = (cls, {**SHARED, **defaults})
+        _MODELS[name] = (cls, {**defaults, **{k: v for k, v in SHARED.items() if k not in defaults}})  # own first
         cls.registered_name = name
         return cls
     return decorate
