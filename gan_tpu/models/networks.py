@@ -6,7 +6,7 @@ import math
 import keras
 from keras import layers
 
-from gan_tpu.layers import ReflectionPadding2D, norm_layer, weight_init
+from gan_tpu.layers import PhaseConv2DTranspose, ReflectionPadding2D, norm_layer, weight_init
 
 
 def _down(x, filters, *, norm, name, use_norm=True):
@@ -18,7 +18,7 @@ def _down(x, filters, *, norm, name, use_norm=True):
 
 
 def _up(x, filters, *, norm, name, dropout=0.0):
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+    x = PhaseConv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=weight_init(), name=f"{name}_conv")(x)
     x = norm_layer(norm, name=f"{name}_norm")(x)
     if dropout:
@@ -48,7 +48,7 @@ def unet_generator(image_size: int, *, ngf: int = 64, norm: str = "instance",
     for i, (w, skip) in enumerate(zip(reversed(widths[:-1]), reversed(skips[:-1]))):
         x = _up(x, w, norm=norm, name=f"{name}_up{i}", dropout=dropout if i < 3 else 0.0)
         x = layers.Concatenate(name=f"{name}_skip{i}")([x, skip])
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=weight_init(),
+    x = PhaseConv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=weight_init(),
                                name=f"{name}_out_conv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name=f"{name}_out")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -88,7 +88,7 @@ def resnet_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9,
         y = norm_layer(norm, name=f"{name}_block{b}b_norm")(y)
         x = layers.Add(name=f"{name}_block{b}_add")([x, y])
     for i, w in enumerate((ngf * 2, ngf)):
-        x = layers.Conv2DTranspose(w, 3, strides=2, padding="same", use_bias=False,
+        x = PhaseConv2DTranspose(w, 3, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
         x = norm_layer(norm, name=f"{name}_up{i}_norm")(x)
         x = layers.ReLU(name=f"{name}_up{i}_act")(x)
