@@ -80,11 +80,20 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
     phase form has only ordinary convolutions forward and backward, and the textbook FLOPs
     (2 k^2 Cin Cout per input pixel: the border taps XLA skips are computed on zeros). Used for
     padding "same" without output_padding or dilation, channels_last, kernel >= stride and
-    a static input size; anything else runs Keras' own lowering.
+    a static input size; anything else runs Keras' own lowering. `phases=None` (default):
+    only on JAX, since TensorFlow's own lowering has no such gradient (its Conv2DBackpropFilter).
     """
 
+    def __init__(self, *args, phases: bool | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phases = phases
+
+    def get_config(self):
+        return {**super().get_config(), "phases": self.phases}
+
     def _phases_apply(self, shape) -> bool:
-        return (self.padding == "same" and self.output_padding is None and self.data_format == "channels_last"
+        wanted = keras.backend.backend() == "jax" if self.phases is None else self.phases
+        return (wanted and self.padding == "same" and self.output_padding is None and self.data_format == "channels_last"
                 and tuple(self.dilation_rate) == (1, 1) and all(k >= s for k, s in zip(self.kernel_size, self.strides))
                 and shape[1] is not None and shape[2] is not None)
 

@@ -45,11 +45,11 @@ def test_reflection_padding_mirrors_the_border():
     np.testing.assert_array_equal(out[1:4, 0], x[0, :, 1, 0])  # column left = column 1
 
 
-def _transposed_pair(kernel, strides, use_bias, channels=3, size=(5, 6)):
+def _transposed_pair(kernel, strides, use_bias):
     reference = keras.layers.Conv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias,
                                              bias_initializer="random_normal")
-    phases = PhaseConv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias)
-    shape = (2, *size, channels)
+    phases = PhaseConv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias, phases=True)
+    shape = (2, 5, 6, 3)
     reference.build(shape)
     phases.build(shape)
     phases.set_weights(reference.get_weights())
@@ -77,7 +77,7 @@ def test_phase_conv_transpose_matches_keras_values_and_gradients(kernel, strides
 
 
 def test_phase_conv_transpose_falls_back_and_round_trips_its_config():
-    valid = PhaseConv2DTranspose(4, 4, strides=2, padding="valid")
+    valid = PhaseConv2DTranspose(4, 4, strides=2, padding="valid", phases=True)
     reference = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="valid")
     x = np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype(np.float32)
     reference.build(x.shape)
