@@ -376,13 +376,11 @@ def parse(argv=None):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     if args.worker:
         return worker_main(args.worker, args)
-    passed = [a for a in argv if a not in ("--json",) and not a.startswith("--json=")]
-    if args.json:
-        passed = [a for a, prev in zip(passed, [None] + passed) if prev != "--json" and a != args.json]
+    passed = ["--model", args.model, "--size", str(args.size), "--batch", str(args.batch),
+              "--steps", str(args.steps), "--gen-count", str(args.gen_count), *[f"--set={s}" for s in args.set]]
     result = run(args, passed)
     print("\n".join(markdown([result])))
     print(json.dumps(result))

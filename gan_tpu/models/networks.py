@@ -19,7 +19,7 @@ def _down(x, filters, *, norm, name, use_norm=True):
 
 def _up(x, filters, *, norm, name, dropout=0.0):
     x = PhaseConv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=weight_init(), name=f"{name}_conv")(x)
+                             kernel_initializer=weight_init(), name=f"{name}_conv")(x)
     x = norm_layer(norm, name=f"{name}_norm")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
@@ -49,7 +49,7 @@ def unet_generator(image_size: int, *, ngf: int = 64, norm: str = "instance",
         x = _up(x, w, norm=norm, name=f"{name}_up{i}", dropout=dropout if i < 3 else 0.0)
         x = layers.Concatenate(name=f"{name}_skip{i}")([x, skip])
     x = PhaseConv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=weight_init(),
-                               name=f"{name}_out_conv")(x)
+                             name=f"{name}_out_conv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name=f"{name}_out")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -89,7 +89,7 @@ def resnet_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9,
         x = layers.Add(name=f"{name}_block{b}_add")([x, y])
     for i, w in enumerate((ngf * 2, ngf)):
         x = PhaseConv2DTranspose(w, 3, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
+                                 kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
         x = norm_layer(norm, name=f"{name}_up{i}_norm")(x)
         x = layers.ReLU(name=f"{name}_up{i}_act")(x)
         if skips:
