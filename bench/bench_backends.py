@@ -196,13 +196,13 @@ class Worker:
                 with keras.StatelessScope(state_mapping=list(zip(tv, values))):
                     return self.translator(x, training=False)
             compiled = jax.jit(forward).lower([v.value for v in tv], x).compile()
-            flops, hlo = _cost(compiled) / 8, None
+            flops, hlo = _cost(compiled), None
         else:
             fn = tf.function(lambda x: self.translator(x, training=False), jit_compile=True)
             hlo, flops = fn.experimental_get_compiler_ir(tf.constant(x))(stage="optimized_hlo"), None
         self.photos = np.random.default_rng(0).integers(0, 256, (cmd["count"], 256, 256, 3), dtype=np.uint8)
         self.gen({})
-        return {"flops": flops, "hlo": hlo, "analytic": forward_flops(self.translator)}
+        return {"flops": flops, "hlo": hlo, "analytic": forward_flops(self.translator), "batch": len(x)}
 
     def gen(self, _):
         import tensorflow as tf
@@ -261,7 +261,7 @@ class Remote:
         raise RuntimeError(f"{self.variant} worker exited ({self.proc.wait()})")
 
     def __call__(self, cmd: str, **kw) -> dict:
-        print(f"[{time.strftime('%H:%M:%S')}] {self.variant}: {cmd}", file=sys.stderr, flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {self.variant}: {cmd}", file=sys.stderr, flush=True)  # progress
         self.proc.stdin.write(json.dumps({"cmd": cmd, **kw}) + "\n")
         self.proc.stdin.flush()
         return self.read()
@@ -304,7 +304,7 @@ def run(args, argv) -> dict:
         if args.gen_count:
             for v in VARIANTS:
                 gen[v] = workers[v]("gen_setup", count=args.gen_count)
-                gen[v]["flops"] = _compiled_flops(gen[v], workers["jax"]) * args.gen_count
+                gen[v]["flops"] = _compiled_flops(gen[v], workers["jax"]) / gen[v].pop("batch") * args.gen_count
                 gen[v]["analytic"] *= args.gen_count
                 gen[v].pop("hlo", None)
                 gen[v]["runs_s"] = []
