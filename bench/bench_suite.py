@@ -11,6 +11,8 @@ reproduces it:
 * generate:   bench/bench_generate.py     generation + zip images/s, vs eager calls + PIL saves + make_archive
 * score:      bench/bench_score.py        MiFID of 10,000 x 2,048 features vs the SciPy transcription,
                                           and the float32 vs float64 error
+* backends:   bench/bench_backends.py     CycleGAN (and U-GAT-IT, full run) step + generation on JAX vs
+                                          TensorFlow + XLA: time, compiled vs analytic FLOPs, % of peak
 
 BENCHMARKS.md is made of sections between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`
 markers: a run rewrites only the sections it ran and keeps every other one as it was, so
@@ -36,12 +38,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SECTIONS = ("input", "train_step", "generate", "score")
+SECTIONS = ("input", "train_step", "generate", "score", "backends")
 TITLES = {
     "input": "Input pipeline: images/s (decode + augment + batch)",
     "train_step": "Train step time at 128 px",
     "generate": "Generation + zip: images/s",
     "score": "Scoring: 10,000 x 2,048 features, and float32 vs float64",
+    "backends": "Keras backends: JAX vs TensorFlow + XLA, time and FLOPs per step",
     # written by bench/bench_quality.py (`make bench-quality`, `make bench-monet`)
     "quality": "Paired-truth style benchmark (quality, not speed)",
     "monet": "A real Monet run (quality, not speed)",
@@ -68,6 +71,11 @@ ARGS = {
     "generate": (["--model", "demo", "--count", "200", "--repeats", "3"],
                  ["--model", "all", "--count", "1000", "--repeats", "3"]),
     "score": (["--repeats", "3"], ["--repeats", "5"]),
+    # one bench_backends.py run per entry (bench_backends' own arguments)
+    "backends": ([["--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--steps", "3", "--gen-count", "8", "--gen-repeats", "3"]],
+                 [["--size", "64", "--set", "ngf=32", "--set", "ndf=32", "--steps", "5"],
+                  ["--size", "128", "--set", "ngf=32", "--set", "ndf=32", "--steps", "5"],
+                  ["--model", "ugatit_light", "--size", "64", "--set", "ngf=16", "--set", "ndf=16", "--steps", "5"]]),
 }
 
 
@@ -371,6 +379,29 @@ def section_score(args_: list[str], timeout: float, quick: bool) -> tuple[list[s
     return body, commands
 
 
+def section_backends(runs: list[list[str]], timeout: float) -> tuple[list[str], str]:
+    sys.path.insert(0, HERE)
+    from bench_backends import markdown
+
+    results, commands = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, run_args in enumerate(runs):
+            cmd = [_script("backends"), *run_args]
+            commands.append(_command(cmd))
+            out_json = os.path.join(tmp, f"backends{i}.json")
+            rc, out, _ = _run([sys.executable, *cmd, "--json", out_json], timeout)
+            if rc != 0:
+                return ["Failed:", "```", _tail(out), "```"], "; ".join(commands)
+            with open(out_json) as fh:
+                results.append(json.load(fh))
+    body = ["Each backend's whole train step compiled by XLA on this CPU (TensorFlow `jit_compile=True`, "
+            "JAX `jax.jit`, one worker process each, alive together), steps timed alternately TF-XLA / JAX "
+            "so both see the same load; batch 1, float32. Compiled FLOPs: XLA's cost analysis of each "
+            "backend's optimized HLO; analytic: conv/dense multiply-adds per network use (x3 trained, "
+            "x2 input gradient only, x1 forward only), see bench/bench_backends.py.", "", *markdown(results)]
+    return body, "; ".join(commands)
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -424,6 +455,8 @@ def main(argv=None) -> int:
             body, command = section_train_step(section_args, args.timeout, args.device)
         elif name == "generate":
             body, command = section_generate(section_args, args.timeout)
+        elif name == "backends":
+            body, command = section_backends(section_args, args.timeout)
         else:
             body, command = section_score(section_args, args.timeout, args.quick)
         seconds = time.perf_counter() - start

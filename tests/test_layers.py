@@ -1,9 +1,9 @@
-"""The shared building blocks: normalization by name, reflection padding."""
+"""The shared building blocks: normalization by name, reflection padding, phase-split transposed convs."""
 import keras
 import numpy as np
 import pytest
 
-from gan_tpu.layers import ReflectionPadding2D, norm_layer
+from gan_tpu.layers import PhaseConv2DTranspose, ReflectionPadding2D, norm_layer
 
 
 def _normalized(kind: str, size: int, channels: int = 6):
@@ -43,3 +43,46 @@ def test_reflection_padding_mirrors_the_border():
     assert out.shape == (5, 5)
     np.testing.assert_array_equal(out[0, 1:4], x[0, 1, :, 0])  # row above = row 1
     np.testing.assert_array_equal(out[1:4, 0], x[0, :, 1, 0])  # column left = column 1
+
+
+def _transposed_pair(kernel, strides, use_bias):
+    reference = keras.layers.Conv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias,
+                                             bias_initializer="random_normal")
+    phases = PhaseConv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias, phases=True)
+    shape = (2, 5, 6, 3)
+    reference.build(shape)
+    phases.build(shape)
+    phases.set_weights(reference.get_weights())
+    return reference, phases
+
+
+@pytest.mark.parametrize("kernel,strides,use_bias", [(4, 2, False), (3, 2, True), (5, 2, False), (2, 2, True),
+                                                     (3, 3, False), (3, 1, True), ((4, 3), (2, 1), False)])
+def test_phase_conv_transpose_matches_keras_values_and_gradients(kernel, strides, use_bias):
+    import tensorflow as tf
+
+    reference, phases = _transposed_pair(kernel, strides, use_bias)
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(1).normal(size=reference(x).shape).astype(np.float32))
+    results = []
+    for layer in (reference, phases):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * weights)
+        results.append((y.numpy(), *[g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_variables])]))
+    assert results[0][0].shape == results[1][0].shape == (2, 5 * reference.strides[0], 6 * reference.strides[1], 4)
+    for want, got in zip(*results):  # float32 sums of at most 3 * 25 terms, reordered
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_phase_conv_transpose_falls_back_and_round_trips_its_config():
+    valid = PhaseConv2DTranspose(4, 4, strides=2, padding="valid", phases=True)
+    reference = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="valid")
+    x = np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype(np.float32)
+    reference.build(x.shape)
+    valid.build(x.shape)
+    valid.set_weights(reference.get_weights())
+    np.testing.assert_allclose(valid(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)  # Keras' own path
+    restored = keras.layers.deserialize(keras.layers.serialize(valid))
+    assert type(restored) is PhaseConv2DTranspose and restored.get_config() == valid.get_config()
