@@ -1,6 +1,6 @@
 """Blocks of the NVIDIA translation family (UNIT, MUNIT) and DRIT++, and their shared base.
 
-Conv blocks pad by reflection and use biases (the authors' `Conv2dBlock`); residual blocks
+Conv blocks pad by reflection (the authors' `Conv2dBlock`); residual blocks
 are two 3x3 conv blocks; the multi-scale discriminator is the authors' `MsImageDis`: one
 PatchGAN per scale, the image average-pooled (3x3, stride 2, padding not counted) between
 scales; AdaIN takes its per-sample scale and offset from an MLP (MUNIT).
@@ -8,6 +8,7 @@ scales; AdaIN takes its per-sample scale and offset from an MLP (MUNIT).
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from gan_tpu.layers import ReflectionPadding2D, weight_init
@@ -33,11 +34,17 @@ def norm(kind: str, name: str):
 
 
 def conv_block(x, filters, kernel, *, name, strides=1, pad=0, norm_kind="none", activation="relu",
-               init=None):
-    """Reflection pad, conv (with bias), optional norm, optional activation."""
+               use_bias=None, init=None, slope=0.2):
+    """Reflection pad, conv, optional norm, optional activation.
+
+    The conv has a bias unless instance norm follows (`use_bias=None`), or `use_bias=False`
+    (AdaIN follows): that norm cancels a bias exactly, so it would only get rounding noise,
+    which Adam's first step magnifies to ±lr (and replica counts would then disagree).
+    """
     if pad:
         x = ReflectionPadding2D(pad, name=f"{name}_pad")(x)
-    x = layers.Conv2D(filters, kernel, strides=strides, kernel_initializer=init or kaiming(),
+    use_bias = norm_kind != "in" if use_bias is None else use_bias
+    x = layers.Conv2D(filters, kernel, strides=strides, use_bias=use_bias, kernel_initializer=init or kaiming(),
                       name=f"{name}_conv")(x)
     n = norm(norm_kind, f"{name}_norm")
     if n is not None:
@@ -45,7 +52,7 @@ def conv_block(x, filters, kernel, *, name, strides=1, pad=0, norm_kind="none", 
     if activation == "relu":
         x = layers.ReLU(name=f"{name}_act")(x)
     elif activation == "lrelu":
-        x = layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+        x = layers.LeakyReLU(slope, name=f"{name}_act")(x)
     elif activation == "tanh":
         x = layers.Activation("tanh", dtype="float32", name=f"{name}_act")(x)
     elif activation != "none":
@@ -53,11 +60,11 @@ def conv_block(x, filters, kernel, *, name, strides=1, pad=0, norm_kind="none", 
     return x
 
 
-def res_block(x, *, name, norm_kind="in"):
+def res_block(x, *, name, norm_kind="in", init=None):
     """x + [conv3 norm relu, conv3 norm](x), reflection padded (the authors' ResBlock)."""
     width = x.shape[-1]
-    y = conv_block(x, width, 3, pad=1, norm_kind=norm_kind, name=f"{name}a")
-    y = conv_block(y, width, 3, pad=1, norm_kind=norm_kind, activation="none", name=f"{name}b")
+    y = conv_block(x, width, 3, pad=1, norm_kind=norm_kind, name=f"{name}a", init=init)
+    y = conv_block(y, width, 3, pad=1, norm_kind=norm_kind, activation="none", name=f"{name}b", init=init)
     return layers.Add(name=f"{name}_add")([x, y])
 
 
@@ -104,10 +111,11 @@ def min_multiscale_size(n_layers: int, scales: int) -> int:
 
 
 def multiscale_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 4, scales: int = 3,
-                             spectral_norm: bool = False, name: str = "ms_d") -> keras.Model:
+                             spectral_norm: bool = False, slope: float = 0.2, name: str = "ms_d") -> keras.Model:
     """The authors' MsImageDis: per scale, n_layers 4x4 stride-2 convs (ndf·2^i, LeakyReLU
-    0.2, no norm, reflection pad 1) and a 1x1 conv to one logit per patch. Outputs one
-    float32 logit map per scale, finest first. Weights N(0, 0.02) (their `gaussian` init)."""
+    `slope`, no norm, reflection pad 1) and a 1x1 conv to one logit per patch. Outputs one
+    float32 logit map per scale, finest first. Weights N(0, 0.02) (their `gaussian` init).
+    DRIT++'s MultiScaleDis is the same network with PyTorch's default slope, 0.01."""
     if image_size < min_multiscale_size(n_layers, scales):
         raise ValueError(f"a {scales}-scale, {n_layers}-layer discriminator needs image_size >= "
                          f"{min_multiscale_size(n_layers, scales)}, got {image_size}")
@@ -123,7 +131,7 @@ def multiscale_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 
     for s in range(scales):
         h = x
         for i in range(n_layers):
-            h = layers.LeakyReLU(0.2, name=f"{name}_s{s}_down{i}_act")(conv(h, ndf * 2 ** i, 4, 2, f"s{s}_down{i}"))
+            h = layers.LeakyReLU(slope, name=f"{name}_s{s}_down{i}_act")(conv(h, ndf * 2 ** i, 4, 2, f"s{s}_down{i}"))
         h = conv(h, 1, 1, 1, f"s{s}_logits")
         outputs.append(layers.Activation("linear", dtype="float32", name=f"{name}_s{s}_out")(h))
         if s + 1 < scales:
@@ -144,21 +152,24 @@ def lsgan_g(fake_logits):
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
 class AdaIN(layers.Layer):
-    """`AdaIN()([x, params])`: instance-normalize x [B, H, W, C], then scale and shift it
-    per sample by params [B, 2C] = [offset (C), scale (C)] (MUNIT's order: mean, then std)."""
+    """`AdaIN(index=k)([x, params])`: instance-normalize x [B, H, W, C], then shift and scale
+    it per sample by the k-th pair of C-blocks of params [B, ...]: offset
+    params[:, 2kC : 2kC + C], scale the next C (MUNIT's order: mean, then std)."""
 
-    def __init__(self, epsilon: float = 1e-5, **kwargs):
+    def __init__(self, index: int = 0, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
+        self.index = int(index)
         self.epsilon = float(epsilon)
 
     def call(self, inputs):
         x, params = inputs
         c = x.shape[-1]
+        start = 2 * c * self.index
         x32 = ops.cast(x, "float32")
         mean = ops.mean(x32, axis=(1, 2), keepdims=True)
         var = ops.var(x32, axis=(1, 2), keepdims=True)
         params = ops.cast(params, "float32")
-        beta, gamma = params[:, None, None, :c], params[:, None, None, c:2 * c]
+        beta, gamma = params[:, None, None, start:start + c], params[:, None, None, start + c:start + 2 * c]
         out = (x32 - mean) * ops.rsqrt(var + self.epsilon) * gamma + beta
         return ops.cast(out, self.compute_dtype)
 
@@ -166,7 +177,7 @@ class AdaIN(layers.Layer):
         return shapes[0]
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "index": self.index, "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -194,6 +205,31 @@ class StyleCode(layers.Layer):
 
 
 
+GRID_STYLES = 3  # styles per photo in the sample grid (seeds 0, 1, 2)
+
+
+def style_code(seed: int, style_dim: int) -> np.ndarray:
+    """The fixed style of seed `seed`: N(0, I) from NumPy, identical on every backend."""
+    return np.random.default_rng(int(seed)).standard_normal(style_dim).astype(np.float32)
+
+
+class FixedStyle:
+    """Mixin of multimodal models (MUNIT, DRIT++): the translator paints in one style code
+    held by the `StyleCode` layer `self._style`, drawn from a seed (`set_style`); the sample
+    grid shows GRID_STYLES styles per photo. The model defines `paint(photos, styles)`."""
+
+    def set_style(self, seed: int) -> None:
+        """Translate every photo in the style drawn from `seed` (see `style_code`)."""
+        self._style.code.assign(style_code(seed, self.style_dim))
+
+    def sample_columns(self, photos):
+        """The sample grid's translations: one column per style of seeds 0 .. GRID_STYLES − 1."""
+        batch = ops.shape(photos)[0]
+        return [self.paint(photos, ops.broadcast_to(ops.convert_to_tensor(style_code(k, self.style_dim)),
+                                                    (batch, self.style_dim)))
+                for k in range(GRID_STYLES)]
+
+
 class TwoDomainGAN(AdversarialModel):
     """Shared base of UNIT, MUNIT and DRIT++: a multi-scale LSGAN discriminator per domain,
     discriminators trained first on the generators' current fakes (the authors' loop),
@@ -207,9 +243,9 @@ class TwoDomainGAN(AdversarialModel):
     the whole batch, so with noise they differ by construction)."""
 
     def __init__(self, image_size, *, ndf, d_layers, d_scales, gan_weight, lr, beta_1, beta_2,
-                 weight_decay, d_spectral_norm=False, **kwargs):
+                 weight_decay, d_slope=0.2, **kwargs):
         super().__init__(**kwargs)
-        d = dict(ndf=ndf, n_layers=d_layers, scales=d_scales, spectral_norm=d_spectral_norm)
+        d = dict(ndf=ndf, n_layers=d_layers, scales=d_scales, slope=d_slope)
         self.d_monet = multiscale_discriminator(image_size, name="d_monet", **d)
         self.d_photo = multiscale_discriminator(image_size, name="d_photo", **d)
         self.gan_weight = float(gan_weight)
