@@ -65,9 +65,13 @@ VARIANTS = {
     "ugatit_light": ("ugatit_light", ["model.global_layers=5"]),
     "ugatit": ("ugatit", ["model.global_layers=5"]),
     "bayesian_cyclegan": ("bayesian_cyclegan", []),
+    "unit": ("unit", []),
+    "munit": ("munit", []),  # its pipeline's style_seed 0: one fixed style for every photo
+    # its 3 content-discriminator layers need images of 212 px or more (64 px: 16 px codes): 1 here
+    "drit": ("drit", ["model.content_d_layers=1"]),
 }
 STEPS_PER_EPOCH = 50
-WIDTH_KEYS = ("ngf", "ndf")
+WIDTH_KEYS = ("ngf", "ndf", "dim")  # dim: UNIT/MUNIT/DRIT++ generator width
 
 
 class TimeLimit(keras.callbacks.Callback):

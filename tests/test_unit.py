@@ -1,5 +1,6 @@
 """UNIT: defaults, weight sharing, the multi-scale discriminator, one XLA step reused for
-overfitting, the seeded noise stream, replicas, save/load, mixed_bfloat16, the CLI."""
+overfitting, the seeded noise stream, replicas, save/load, mixed_bfloat16. The CLI path
+(train, generate) is the same code for every translation model: tested in test_munit.py."""
 import keras
 import numpy as np
 import pytest
@@ -8,8 +9,8 @@ import tensorflow as tf
 from gan_tpu import checkpoints, config, models, train
 from gan_tpu.models.translation_layers import AvgPoolNoPad, multiscale_discriminator
 from gan_tpu.models.unit import kl_unit_variance
-from tests.helpers import (assert_same_after_one_adam_step, images_at, one_eager_step, overfit,
-                           train_and_generate_with_the_cli, trainable_weights, two_replicas)
+from tests.helpers import (assert_same_after_one_adam_step, images_at, one_eager_step, overfit, trainable_weights,
+                           two_replicas)
 
 TINY = dict(dim=4, ndf=4, n_res=1, d_layers=2, d_scales=2)  # n_res 1: the shared blocks only
 
@@ -141,7 +142,3 @@ def test_mixed_bfloat16_trains_with_float32_losses():
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
-
-def test_pipeline_trains_and_generates_from_the_command_line(tmp_path):
-    sets = [f"model.{k}={v}" for k, v in TINY.items()]
-    train_and_generate_with_the_cli(tmp_path, "pipelines/unit.toml", sets)

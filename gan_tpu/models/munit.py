@@ -18,7 +18,8 @@ Random styles come from the model's seeded `noise_seed` stream (checkpointed, on
 replica). Submissions use one fixed style per run: the code drawn from NumPy's
 `default_rng(style_seed)` (`model.style_seed`, or `gan-tpu generate --style-seed N`), the
 same on every backend; the sample grid shows `GRID_STYLES` styles per photo (seeds 0, 1, 2).
-Differences from the authors' code: the LR stays constant (theirs halves every 100k).
+Differences from the authors' code: the LR stays constant (theirs halves every 100k); convs
+followed by instance norm or AdaIN have no bias (the norm cancels it exactly).
 """
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ acts on that 10× smaller loss, so here it is 1e-3. Adam 1e-4, betas (0.5, 0.999
 
 Differences from the authors' code: the paper's CC term also counts KL(q_i(z|x_i)) (their
 code only the re-encoded codes' KL), here as the seed's objective says; the LR stays
-constant (theirs halves every 100k iterations, past a 3-hour run's length).
+constant (theirs halves every 100k iterations, past a 3-hour run's length); convs followed
+by instance norm have no bias (it cancels a bias exactly).
 Submissions: G_monet(E_photo(photo)), the mean code (no ε), as their test code does.
 """
 from __future__ import annotations
