@@ -73,6 +73,10 @@ VARIANTS = {
     "cut": ("cut", []),
     "fastcut": ("fastcut", []),
     "stargan": ("stargan", []),  # its 6-layer D needs a multiple of 64 px: 64 px gives 1x1 scores
+    "unit": ("unit", []),
+    "munit": ("munit", []),  # its pipeline's style_seed 0: one fixed style for every photo
+    # its 3 content-discriminator layers need images of 212 px or more (64 px: 16 px codes): 1 here
+    "drit": ("drit", ["model.content_d_layers=1"]),
 }
 # rows whose spread decides a pipeline default, and CUT/FastCUT compared with them: they
 # get --seeds, the others --model-seeds
@@ -80,7 +84,7 @@ DECIDING = {name for name, (pipeline, _) in VARIANTS.items() if pipeline == "cyc
     "cyclegan_resnet", "cyclegan_resnet, upsample resize", "cyclegan_resnet, upsample antialias",
     "cut", "fastcut"}
 STEPS_PER_EPOCH = 50
-WIDTH_KEYS = ("ngf", "ndf")
+WIDTH_KEYS = ("ngf", "ndf", "dim")  # dim: UNIT/MUNIT/DRIT++ generator width
 
 
 class TimeLimit(keras.callbacks.Callback):

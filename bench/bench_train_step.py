@@ -5,6 +5,7 @@
     python bench/bench_train_step.py --memory-only --size 256  # parameters and estimates only
     python bench/bench_train_step.py --models dcgan,wgan_gp,sngan,artgan --batch 8  # noise models
     python bench/bench_train_step.py --models cut,fastcut,stargan          # CUT, FastCUT, StarGAN
+    python bench/bench_train_step.py --models unit,munit,drit  # the survey's translation zoo
 
 For each model (built by name with its registered defaults, ``--set key=value`` to change
 one): the median wall time of ``--repeats`` train steps after ``--warmup`` steps, on random
@@ -66,6 +67,22 @@ PASSES = {"CycleGAN": _cyclegan_passes, "DCGAN": _noise_passes, "WGANGP": _noise
 # and 4 discriminator calls, each on mc_samples x the batch (its small encoders left out).
 PASSES.update(UGATIT=lambda m: (6, 4), UGATITLight=lambda m: (6, 4),
               BayesianCycleGAN=lambda m: (4 * m.mc_samples, 4 * m.mc_samples))
+# UNIT's generator player: each private encoder runs on its image and on the translation
+# into its domain (2), the shared encoder block on all 4; the shared decoder block on 6 codes
+# (2 reconstructions, 2 translations, 2 cycles), each private decoder on 3; D on the fakes.
+# MUNIT's: each content and style encoder on its image and the translation into its domain,
+# each decoder on a reconstruction and a translation (+ the cycle if its weight is set).
+PASSES.update(
+    UNIT=lambda m: {"enc_monet": 2, "enc_photo": 2, "enc_shared": 4, "dec_shared": 6, "dec_monet": 3,
+                    "dec_photo": 3, "d_monet": 1, "d_photo": 1},
+    MUNIT=lambda m: {**{f"{part}_{d}": 2 for part in ("content", "style") for d in ("monet", "photo")},
+                     "decoder_monet": 2 + bool(m.cycle_weight), "decoder_photo": 2 + bool(m.cycle_weight),
+                     "d_monet": 1, "d_photo": 1},
+    # DRIT++'s: each generator runs on 4x the batch (translation, self-reconstruction, two
+    # random codes) and once for the cross-cycle; encoders on images and translations.
+    DRIT=lambda m: {"content_monet": 2, "content_photo": 2, "content_shared": 4, "attr_monet": 3, "attr_photo": 3,
+                    "gen_monet": 5, "gen_photo": 5, "gen_shared": 10, "d_monet": 1, "d_photo": 1,
+                    "d2_monet": 2, "d2_photo": 2, "content_d": 2})
 
 
 def _cut_passes(model):

@@ -32,7 +32,8 @@ def image_grid(rows: list[np.ndarray]) -> np.ndarray:
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """After each epoch, `samples/epoch_NNN.png`: the same photos (left) and their translations.
+    """After each epoch, `samples/epoch_NNN.png`: the same photos (left) and their translations
+    (`model.sample_columns`: one column, or one per style for MUNIT).
 
     A noise model's grid has the same shape, filled with 2 x N samples from the same fixed
     latents every epoch (those of its submission's first batch). Tiles are enlarged
@@ -62,9 +63,11 @@ class SampleGrid(keras.callbacks.Callback):
             fakes = to_uint8(self.model.sample(0, 2 * n)).numpy()
             grid = image_grid([fakes[:n], fakes[n:]])
         else:
-            translator = self._translator or self.model.translator
-            fakes = translator(self.photos, training=False)
-            grid = image_grid([to_uint8(self.photos).numpy(), to_uint8(fakes).numpy()])
+            if self._translator is not None:
+                columns = [self._translator(self.photos, training=False)]
+            else:
+                columns = self.model.sample_columns(self.photos)
+            grid = image_grid([to_uint8(c).numpy() for c in [self.photos, *columns]])
         return grid
 
     def on_epoch_end(self, epoch, logs=None):

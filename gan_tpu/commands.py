@@ -168,6 +168,10 @@ def cmd_generate(args) -> int:
         if run is None or getattr(run.model, "kind", "translation") != "noise":
             raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan, biggan) samples latents")
         run.model.truncation = float(args.truncation)
+    if args.style_seed is not None:
+        if run is None or not hasattr(run.model, "set_style"):
+            raise_user("--style-seed: only a MUNIT or DRIT++ run (one style per run) takes a style seed")
+        run.model.set_style(args.style_seed)
     if run is None:  # a bare .keras generator: no run config to read defaults from
         return _generate_from_keras(generator, args)
     photos = args.photos or run.cfg["data"]["photo"]
@@ -242,6 +246,9 @@ def register(subparsers) -> None:
     p.add_argument("--truncation", type=float, metavar="T",
                    help="noise models: redraw latents beyond ±T, trading variety for quality "
                         "(0: off; default: the run's model.truncation)")
+    p.add_argument("--style-seed", type=int, metavar="N",
+                   help="MUNIT, DRIT++: paint every photo in the style drawn from seed N (default: the run's "
+                        "model.style_seed)")
     add_generate_args(p)
     p.set_defaults(func=cmd_generate)
 

@@ -111,3 +111,36 @@ def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, ato
         close += int(np.isclose(a, b, rtol=rtol, atol=atol).sum())
         total += a.size
     assert close >= 0.999 * total, f"{total - close} of {total} weights differ beyond rtol {rtol}, atol {atol}"
+
+
+def images_at(size: int, n: int = 8, seed: int = 2):
+    """`n` smooth test images in [-1, 1], resized to `size` px (float32 tensor)."""
+    images = smooth_images(n, seed=seed).astype(np.float32) / 127.5 - 1.0
+    return tf.image.resize(images, [size, size])
+
+
+def train_and_generate_with_the_cli(tmp_path, pipeline: str, sets: list[str], generate_args=(),
+                                    photos: int = 4) -> tuple[str, str]:
+    """`gan-tpu train PIPELINE` for two steps at 32 px on sample data, then `gan-tpu generate`
+    into a zip; checks the zip holds one 256 px JPEG per photo. Returns (run dir, zip path)."""
+    import zipfile
+
+    from gan_tpu import cli
+    from gan_tpu.sample_data import write_sample_data
+
+    data, out = str(tmp_path / "data"), str(tmp_path / "run")
+    if not os.path.isdir(data):
+        write_sample_data(data, monet=4, photo=photos, seed=3)
+    sets = ["data.image_size=32", "train.epochs=1", "train.steps_per_epoch=2", "train.samples=2",
+            f'data.monet="{data}"', f'data.photo="{data}"', *sets]
+    if not os.path.isdir(out):
+        args = ["train", pipeline, "--out", out] + [a for s in sets for a in ("--set", s)]
+        assert cli.main(args) == 0
+    assert os.path.isfile(os.path.join(out, "generator.keras"))
+    zip_path = str(tmp_path / f"images{len(os.listdir(tmp_path))}.zip")
+    assert cli.main(["generate", "--run", out, "--out", zip_path, "--allow-any-count", "--no-progress",
+                     *generate_args]) == 0
+    with zipfile.ZipFile(zip_path) as zf:
+        assert len(zf.namelist()) == photos
+        assert tf.io.decode_jpeg(zf.read(zf.namelist()[0])).shape == (256, 256, 3)
+    return out, zip_path

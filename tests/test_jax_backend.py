@@ -21,7 +21,8 @@ SIZE = 32
 CYCLEGAN = dict(generator="resnet", ngf=4, ndf=4, n_blocks=1)  # resnet: no dropout
 # Smallest settings for whatever a registered model has (applied where the option exists).
 TINY = dict(ngf=4, ndf=4, nef=4, n_blocks=1, latent_dim=8, mc_samples=1, n_critic=2, n_dis=1,
-            global_layers=4, local_layers=3, disc_layers=2, pool_size=2)
+            global_layers=4, local_layers=3, disc_layers=2, pool_size=2,
+            dim=4, n_res=1, mlp_dim=8, d_layers=2, d_scales=2, content_d_layers=0, d_iter=2)  # UNIT, MUNIT, DRIT++
 # Compiling one JAX train step costs 10-40 s per model on 2 CPU cores, so by default the
 # registry test trains the noise models with batch norm, seeds, n_critic and a gradient
 # penalty (CycleGAN is covered by the TF/JAX step test); GAN_TPU_JAX_MODELS=all (or a comma

@@ -90,6 +90,10 @@ class AdversarialModel(keras.Model):
         """The network that turns a photo batch in [-1, 1] into paintings (for submissions)."""
         raise NotImplementedError
 
+    def sample_columns(self, photos) -> list:
+        """The sample grid's translations of `photos`, one batch per column (MUNIT: one per style)."""
+        return [self.translator(photos, training=False)]
+
     def sample(self, batch_index, batch_size: int):
         """Noise models: `batch_size` paintings in [-1, 1] at the training size, from latents
         seeded by the integer (tensor) `batch_index` alone: the same index gives the same images."""
