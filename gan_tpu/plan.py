@@ -9,8 +9,8 @@ where `generation` is the measured generation reserve (:class:`gan_tpu.budget.Ge
 e the measured time of one in-training evaluation, evaluations(done, T) the number still
 due before step T, and slack a few steps plus a small fraction of the training time (the
 budget guard stops one step early when a step runs slow). LR schedules then decay over T.
-When the median of the last few steps drifts from s by more than `drift`, or the plan no
-longer fits, it re-plans from the current step: the decay is bent from today's rate to the
+When the medians of two consecutive windows of a few steps drift from s by more than
+`drift` the same way, or the plan no longer fits, it re-plans from the current step: the decay is bent from today's rate to the
 new end, never jumped. The plan (T, s and the budget time used) is saved with every
 checkpoint, so `--resume` continues it against the time left.
 """
@@ -101,6 +101,7 @@ class Planner(keras.callbacks.Callback):
         self.finished = False  # the planned steps are all done
         self._last: Optional[tuple[float, float]] = None  # (clock, paused) at the last step end
         self._since_plan = 0
+        self._pending = 0  # the direction (+1 slower, -1 faster) the last checked window drifted
         self._checked = False
 
     # -- arithmetic ----------------------------------------------------------------------
@@ -151,13 +152,22 @@ class Planner(keras.callbacks.Callback):
             if len(self.intervals) < self.window:
                 return
             self._apply(self.make(step, statistics.median(self.intervals[-self.window:])), step, first=True)
-        elif self._since_plan >= self.recent and self.plan.total_steps - step > self.window:
-            # (a resumed plan is checked as soon as this; in its last steps a re-plan could
-            # only bend the decay short of 0, and the guard still keeps the budget)
+        elif (self._since_plan >= self.recent and self._since_plan % self.recent == 0
+              and self.plan.total_steps - step > self.window):
+            # Checked once per `recent` steps (disjoint windows); a re-plan needs two windows
+            # in a row off the same way, so a jittery CPU does not re-plan every few steps.
+            # (A resumed plan is checked as soon as this; in its last steps a re-plan could
+            # only bend the decay short of 0, and the guard still keeps the budget.)
             recent = statistics.median(self.intervals[-self.recent:])
-            drifted = abs(recent / self.plan.step_s - 1.0) > self.drift
-            if drifted or self.projected_end(step, recent) > self.guard.budget_s:
-                self._apply(self.make(step, recent), step, first=False)
+            off = recent / self.plan.step_s - 1.0
+            direction = 0 if abs(off) <= self.drift else (1 if off > 0 else -1)
+            if self.projected_end(step, recent) > self.guard.budget_s:
+                direction = 2  # no longer fits: re-plan now
+            confirmed = direction == 2 or (direction != 0 and direction == self._pending)
+            self._pending = direction
+            if confirmed:  # at the two windows' median (a slowdown: never below the last one's)
+                both = statistics.median(self.intervals[-2 * self.recent:])
+                self._apply(self.make(step, max(both, recent) if direction > 0 else both), step, first=False)
         if step >= self.plan.total_steps:
             self._finish()
 
@@ -181,6 +191,7 @@ class Planner(keras.callbacks.Callback):
         old = self.plan
         self.plan = plan
         self._since_plan = 0
+        self._pending = 0
         if self.model is not None:
             self.model  # noqa: B018  on JAX, this pulls fit's training state into the variables
         self.set_total(plan.total_steps, None if first and step == 0 else step)

@@ -75,7 +75,7 @@ def test_each_cyclegan_row_changes_one_thing_from_the_reference():
     reference = settings(bench_quality.BASE)
     # pinned, so the rows mean the same whatever pipelines/cyclegan.toml ships today
     assert reference[("model", "label_smoothing")] == 0.1 and reference[("data", "augment")] is True
-    changed = {name: sorted(k for k, v in settings(name).items() if v != reference[k])
+    changed = {name: sorted(k for k, v in settings(name).items() if v != reference.get(k, "transpose" if k == ("model", "upsample") else None))
                for name, (pipeline, _) in bench_quality.VARIANTS.items()
                if pipeline == "cyclegan" and name != bench_quality.BASE}
     assert changed == {
@@ -85,6 +85,8 @@ def test_each_cyclegan_row_changes_one_thing_from_the_reference():
         "reference, lsgan loss": [("model", "adversarial")],
         "reference, image pool 50": [("model", "pool_size")],
         "reference, LR decay": [("model", "decay_start")],  # 0.5 here, 1.0 (off) in every other row
+        "reference, upsample resize": [("model", "upsample")],  # the reference: the default, transpose
+        "reference, upsample antialias": [("model", "upsample")],
     }
 
 

@@ -32,7 +32,8 @@ def test_registered_with_the_authors_defaults():
     assert (d["lr"], d["content_lr_ratio"], d["content_clipnorm"], d["d_iter"], d["attr_dim"]) == \
         (1e-4, 0.4, 5.0, 3, 8)
     cfg = config.load("drit")
-    assert {k: v for k, v in cfg["model"].items() if k != "name"} == d
+    own = {k: v for k, v in d.items() if k not in models.registry.SHARED}  # ema: every model's option
+    assert {k: v for k, v in cfg["model"].items() if k != "name"} == own
     # the authors' content discriminator on 256 px images' 64 px codes: 64 -> 30 -> 13 -> 5 -> 2x2 logits
     assert tuple(content_discriminator(64, 8, n_layers=3).output.shape) == (None, 2, 2, 1)
     with pytest.raises(ValueError, match=r"model.content_d_layers=1 leaves no logits on 8 px content codes"):

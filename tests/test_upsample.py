@@ -88,7 +88,8 @@ def test_every_generator_takes_every_mode(generator):
         net = GENERATORS[generator](mode)
         assert np.asarray(net(x.astype(np.float32), training=False)).shape == (2, 16, 16, 3)
         kinds = {type(layer).__name__ for layer in net.layers}
-        assert ("Conv2DTranspose" in kinds) == (mode == "transpose")
+        transposed = any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in net.layers)
+        assert transposed == (mode == "transpose")
         assert ("BlurUpsample2D" in kinds) == (mode == "antialias")
         assert ("UpSampling2D" in kinds) == (mode == "resize")
 
