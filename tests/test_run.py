@@ -189,6 +189,6 @@ def test_generate_refuses_a_disk_without_room_for_the_zip_in_one_line(trained_ru
                      "--no-progress"])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"gan-tpu: error: {tmp_path}: not enough free space for a.zip: about 0.11 MB needed "
+        f"gan-tpu: error: {tmp_path}: not enough free space for a.zip: about 0.20 MB needed "
         f"(6 images at JPEG quality 95), 0.05 MB free")
     assert os.listdir(tmp_path) == []
