@@ -90,7 +90,7 @@ def api(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_USERNAME", "monet-fan")
     monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef0123456789abcdef")
     monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
-    from gan_tpu.submission.submit import load_api
+    from gan_tpu.kaggle.api import load_api
 
     return load_api()
 
