@@ -230,7 +230,11 @@ def load(run_dir: str | None = None, checkpoint: str | None = None):
     run = make_run(cfg)
     best = os.path.join(run_dir, BEST)
     if checkpoint is None and os.path.isfile(best):
-        run.model.exported.set_weights(load_keras(best).get_weights())
+        try:
+            run.model.exported.set_weights(load_keras(best).get_weights())
+        except ValueError as err:  # another model's generator
+            raise UserError(f"{best}: does not fit model {cfg['model']['name']!r} "
+                            f"({str(err).splitlines()[0][:160]})") from None
         run.best_generator = best
         return run, run.model.exported
     if restore(run, checkpoint) is None:
