@@ -28,9 +28,10 @@ FileWrapper = Callable[[BinaryIO], BinaryIO]
 
 # Mean JPEG bytes of one 256 px image by quality, as the writer encodes it (tf.io.encode_jpeg,
 # format="rgb"): measured on 300 photos (monet2photo testB) and 300 paintings (trainA), decoded
-# and re-encoded; the two sets' means differ by under 10 %, so this is their average. A
-# 10,000-image zip at quality 95 is ~330 MB. Generated images are often smoother (smaller), so
-# this errs toward refusing a tight disk; a disk that fills anyway is DiskFull while writing.
+# and re-encoded (bench/bench_jpeg_bytes.py); the two sets' means differ by under 10 %, so
+# this is their average. A 10,000-image zip at quality 95 is ~330 MB. Generated images are
+# often smoother (smaller), so this errs toward refusing a tight disk; a disk that fills
+# anyway is DiskFull while writing.
 _JPEG_BYTES = ((1, 1_900), (75, 15_000), (90, 23_700), (95, 32_600), (100, 57_000))
 _MEMBER_BYTES = 100  # local header + central directory entry of an "N.jpg" member
 
