@@ -130,7 +130,7 @@ def cmd_generate(args) -> int:
         run.model.set_style(args.style_seed)
     if run is None:  # a bare .keras generator: no run config to read defaults from
         return _generate_from_keras(generator, args)
-    print(f"generating from {runs.source(run)}")
+    print(f"generating from {runs.paints_from(run)}")
     result = runs.translate_photos(run, args.photos or run.cfg["data"]["photo"], args.out, **generate_kwargs(args))
     print(f"wrote {result.path}: {result.count} images, {result.bytes / 1e6:.1f} MB, "
           f"{result.images_per_second:.1f} images/s")

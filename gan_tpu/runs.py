@@ -213,8 +213,8 @@ def load(run_dir: str | None = None, checkpoint: str | None = None):
     """(Run or None, generator) from a run directory or a checkpoint / `.keras` file.
 
     A run directory paints with its best generator by MiFID (`generator_best.keras`, what
-    `[eval]` exports) when it has one, else from its newest readable checkpoint; `source`
-    (below) says which.
+    `[eval]` exports) when it has one, else from its newest readable checkpoint;
+    `paints_from` says which.
     """
     if checkpoint and checkpoint.endswith(".keras"):
         return None, load_keras(checkpoint)
@@ -242,7 +242,7 @@ def load(run_dir: str | None = None, checkpoint: str | None = None):
     return run, run.model.exported  # a noise model's generator (z -> Monet): generate samples
 
 
-def source(run: Run) -> str:
+def paints_from(run: Run) -> str:
     """One line: what the run paints with."""
     if run.best_generator is not None:
         scored = os.path.join(run.out_dir, "eval", "best.json")
@@ -300,9 +300,9 @@ def translate_photos(run: Run, photos: str, out: str, **overrides):
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
             return write_samples(translator.sampler_at_size(run.model), out, strategy=run.strategy, **options)
         try:
-            source = data.resolve(photos, "photo")
+            photo_source = data.resolve(photos, "photo")
         except UserError as err:
             raise UserError(f"photos: {err}") from None
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        return write_submission(translator.at_size(run.model.translator), data.source_images(source), out,
-                                strategy=run.strategy, photo_count=data.count_images(source), **options)
+        return write_submission(translator.at_size(run.model.translator), data.source_images(photo_source), out,
+                                strategy=run.strategy, photo_count=data.count_images(photo_source), **options)
