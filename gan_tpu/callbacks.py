@@ -78,7 +78,7 @@ class Checkpointer(keras.callbacks.Callback):
     """Saves through a `gan_tpu.checkpoints.CheckpointManager` every N steps, at each epoch end, at the end.
 
     `epoch_var` (part of the checkpoint) counts completed epochs, so a resumed run knows
-    where it is; the optimizers' own `iterations` count steps.
+    where it is; `step_var` (the model's `step`) counts train steps.
     """
 
     def __init__(self, manager, epoch_var: tf.Variable, step_var,

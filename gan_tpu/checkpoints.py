@@ -11,7 +11,7 @@ works on the TensorFlow backend). It holds, by stable names:
 - `model/<i>`: model-level state outside the networks (e.g. a noise model's seed generator);
 - `optimizers/<player>/<i>`: each player's optimizer variables (step count, learning rate,
   slots), in build order, which is the same on every backend;
-- `epoch`: completed epochs.
+- `step`: the model's count of train steps done; `epoch`: completed epochs.
 
 Files are written under a temporary name and renamed; the `checkpoint` state file (TF's
 text format, so `tf.train.latest_checkpoint` finds the newest) is rewritten atomically last,
@@ -43,6 +43,10 @@ def model_variables(model, epoch) -> dict[str, object]:
         for i, v in enumerate(net.variables):
             named[f"networks/{attr}/{i}"] = v
             seen.add(id(v))
+    step = getattr(model, "step", None)
+    if step is not None:
+        named["step"] = step
+        seen.add(id(step))
     metrics = {id(v) for v in model.metrics_variables}
     extra = [v for v in model.variables if id(v) not in seen and id(v) not in metrics]
     for i, v in enumerate(extra):
@@ -53,6 +57,12 @@ def model_variables(model, epoch) -> dict[str, object]:
             named[f"optimizers/{player.name}/{i}"] = v
     named["epoch"] = epoch
     return named
+
+
+def stand_ins(model) -> dict[str, str]:
+    """Names a checkpoint of an earlier version lacks -> the name read in their place: such a
+    checkpoint's step count is its first player's optimizer's (which updated once a step)."""
+    return {"step": f"optimizers/{model.players[0].name}/0"}
 
 
 def _numpy(v) -> np.ndarray:
@@ -79,11 +89,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
-def read(prefix: str, variables: dict[str, object], what: str) -> None:
+def read(prefix: str, variables: dict[str, object], what: str, stand_ins: dict[str, str] | None = None) -> None:
     """Assign the checkpoint's values to `variables`; changes nothing on failure.
 
     Missing, truncated or corrupt files are an :class:`UnreadableCheckpoint`; a checkpoint
-    of another model (missing or extra names, other shapes) a UserError naming `what`.
+    of another model (missing or extra names, other shapes) a UserError naming `what`. A
+    name the checkpoint lacks is read from its `stand_ins` name when the checkpoint has that.
     """
     def refuse(reason: str):
         raise UserError(f"{prefix}: checkpoint does not fit model {what} ({reason})")
@@ -93,16 +104,20 @@ def read(prefix: str, variables: dict[str, object], what: str) -> None:
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError, IndexError) as err:
         raise UnreadableCheckpoint(f"{prefix}: unreadable checkpoint ({_first_line(err)})") from None
-    missing = sorted(set(variables) - set(shapes))
-    extra = sorted(set(shapes) - set(variables))
+    source = {name: name for name in variables}
+    for name, other in (stand_ins or {}).items():
+        if name in variables and name not in shapes and other in shapes:
+            source[name] = other
+    missing = sorted(n for n in variables if source[n] not in shapes)
+    extra = sorted(set(shapes) - set(source.values()))
     if missing or extra:
         refuse(f"{'missing ' + missing[0] if missing else 'unexpected ' + extra[0]}; "
                f"{len(missing)} missing, {len(extra)} unexpected")
     for name, v in variables.items():
-        if tuple(shapes[name]) != tuple(v.shape):
-            refuse(f"{name}: shape {tuple(shapes[name])} in the checkpoint, {tuple(v.shape)} in the model")
+        if tuple(shapes[source[name]]) != tuple(v.shape):
+            refuse(f"{name}: shape {tuple(shapes[source[name]])} in the checkpoint, {tuple(v.shape)} in the model")
     try:  # every value first: a truncated data file fails here, before any assignment
-        values = {name: reader.get_tensor(name) for name in variables}
+        values = {name: reader.get_tensor(source[name]) for name in variables}
     except (tf.errors.OpError, ValueError, IndexError) as err:  # IndexError: "Read less bytes than requested"
         raise UnreadableCheckpoint(f"{prefix}: unreadable checkpoint ({_first_line(err)})") from None
     for name, v in variables.items():
@@ -119,8 +134,9 @@ class CheckpointManager:
     """`ckpt-N` checkpoints of `variables` in `directory`, the newest `max_to_keep` kept."""
 
     def __init__(self, variables: dict[str, object], directory: str, max_to_keep: int = 3,
-                 prefix: str = "ckpt"):
+                 prefix: str = "ckpt", stand_ins: dict[str, str] | None = None):
         self.variables = variables
+        self.stand_ins = stand_ins or {}
         self.directory = directory
         self.max_to_keep = max_to_keep
         self.prefix = prefix
@@ -184,11 +200,11 @@ class CheckpointManager:
         the folder. A `path` given explicitly is read or refused, never replaced.
         """
         if path is not None:
-            read(path, self.variables, what)
+            read(path, self.variables, what, self.stand_ins)
             return path
         for candidate in reversed(self.checkpoints):
             try:
-                read(candidate, self.variables, what)
+                read(candidate, self.variables, what, self.stand_ins)
             except UnreadableCheckpoint as err:
                 log.warning("skipping %s; trying an older checkpoint", err)
                 continue

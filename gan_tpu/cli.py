@@ -17,7 +17,7 @@ _COMMAND_MODULES = (
     "gan_tpu.submission.validate",
     "gan_tpu.submission.submit",
     "gan_tpu.metrics.score",
-    "gan_tpu.kaggle",
+    "gan_tpu.kaggle.commands",
 )
 
 

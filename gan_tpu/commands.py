@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -54,6 +53,7 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     from gan_tpu import config
     from gan_tpu.sample_data import write_sample_data
+    from gan_tpu.workflow import train_and_submit
 
     _setup_logging()
     data_dir = os.path.join(args.out, "data")
@@ -92,6 +92,8 @@ def cmd_run(args) -> int:
     _setup_logging()
     cfg = _pipeline_config(args)
     zip_path = args.zip or os.path.join(cfg["output"]["dir"], "images.zip")
+    from gan_tpu.workflow import train_and_submit  # after the config: a bad --set needs no TensorFlow
+
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
     print(f"submission: {result.path} ({result.count} images, validated) in {_elapsed()}")
     if cfg["score"]["extractor"]:
@@ -108,54 +110,8 @@ def _elapsed() -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d} since start"
 
 
-def train_and_submit(cfg: dict, zip_path: str, *, resume: bool = False):
-    """Train under the budget guard, then translate the photos into a validated zip."""
-    from gan_tpu import train
-
-    run = train.train(cfg, resume=resume)
-    if run.stop_reason:
-        print(f"training stopped early to keep the budget: {run.stop_reason}")
-    if run.diverged:
-        print(f"WARNING: {run.diverged}; the submission comes from the last good checkpoint "
-              f"(step {int(run.step.numpy())})", file=sys.stderr)
-    result = translate_photos(run, cfg["data"]["photo"], zip_path)
-    return run, result
-
-
-def translate_photos(run, photos: str, out: str, **overrides):
-    """Translate every photo under `photos` with the run's generator (its EMA weights when
-    the model averages them) into a submission zip."""
-    painting = getattr(run.model, "painting_weights", None)
-    with painting() if painting else contextlib.nullcontext():
-        return _paint(run, photos, out, **overrides)
-
-
-def _paint(run, photos: str, out: str, **overrides):
-    from gan_tpu import data, translator
-    from gan_tpu.errors import UserError
-    from gan_tpu.submission.generate import write_samples, write_submission
-    from gan_tpu.submission.validate import MIN_COUNT
-
-    sub = run.cfg["submission"]
-    options = dict(count=sub["count"] or None, quality=sub["quality"],
-                   allow_any_count=sub["allow_any_count"],
-                   batch_size=sub["batch_size"] * run.strategy.num_replicas_in_sync)
-    options.update({k: v for k, v in overrides.items() if v is not None})
-    if getattr(run.model, "kind", "translation") == "noise":  # paints from seeded latents: no photos
-        options["count"] = options["count"] or MIN_COUNT
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        return write_samples(translator.sampler_at_size(run.model), out, strategy=run.strategy, **options)
-    try:
-        source = data.resolve(photos, "photo")
-    except UserError as err:
-        raise UserError(f"photos: {err}") from None
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    return write_submission(translator.at_size(run.model.translator), data.source_images(source), out,
-                            strategy=run.strategy, photo_count=data.count_images(source), **options)
-
-
 def cmd_generate(args) -> int:
-    from gan_tpu import translator
+    from gan_tpu import runs
     from gan_tpu.submission.options import generate_kwargs
 
     _setup_logging()
@@ -163,7 +119,7 @@ def cmd_generate(args) -> int:
         raise_user("give --run DIR or --checkpoint PATH")
     if args.truncation is not None and args.truncation < 0:
         raise_user(f"--truncation {args.truncation}: must be 0 (off) or positive")
-    run, generator = translator.load(args.run, args.checkpoint)
+    run, generator = runs.load(args.run, args.checkpoint)
     if args.truncation is not None:
         if run is None or getattr(run.model, "kind", "translation") != "noise":
             raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan, biggan) samples latents")
@@ -174,9 +130,8 @@ def cmd_generate(args) -> int:
         run.model.set_style(args.style_seed)
     if run is None:  # a bare .keras generator: no run config to read defaults from
         return _generate_from_keras(generator, args)
-    photos = args.photos or run.cfg["data"]["photo"]
-    options = generate_kwargs(args)
-    result = translate_photos(run, photos, args.out, **options)
+    print(f"generating from {runs.paints_from(run)}")
+    result = runs.translate_photos(run, args.photos or run.cfg["data"]["photo"], args.out, **generate_kwargs(args))
     print(f"wrote {result.path}: {result.count} images, {result.bytes / 1e6:.1f} MB, "
           f"{result.images_per_second:.1f} images/s")
     return 0

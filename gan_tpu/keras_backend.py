@@ -15,7 +15,6 @@ from pathlib import Path
 from gan_tpu import platform
 from gan_tpu.errors import UserError
 
-BACKENDS = ("auto", "tensorflow", "jax")
 _PIPELINE_COMMANDS = ("train", "run", "demo")
 
 

@@ -69,8 +69,8 @@ def steps_that_fit(*, available_s: float, step_s: float, done_steps: int, steps_
 class Planner(keras.callbacks.Callback):
     """Plans, re-plans and ends a run of `epochs = "auto"` (or checks a fixed one fits).
 
-    Reads time and step count from `guard` (a BudgetGuard listed before it, whose reserve
-    should be :meth:`reserve_s`); `generation` is the generation reserve in seconds (or a
+    Reads time and step count from `guard` (a BudgetGuard listed before it) and becomes its
+    reserve: called, it gives :meth:`reserve_s` at the guard's step. `generation` is the generation reserve in seconds (or a
     callable, e.g. a GenerationReserve). `set_total(steps, at_step)` applies a plan to the
     model's LR schedules (at_step None: the first plan, from the start; else a re-plan
     that continues from the rate at that step). `eval_s()` is the time of one evaluation, and
@@ -103,6 +103,11 @@ class Planner(keras.callbacks.Callback):
         self._since_plan = 0
         self._pending = 0  # the direction (+1 slower, -1 faster) the last checked window drifted
         self._checked = False
+        guard.reserve = self
+
+    def __call__(self) -> float:
+        """The guard's reserve now: generation plus the evaluations still due."""
+        return self.reserve_s(self.guard.step)
 
     # -- arithmetic ----------------------------------------------------------------------
     def generation_s(self) -> float:

@@ -1,12 +1,8 @@
 """The photo -> Monet network of a trained run, ready for submissions at Kaggle's 256 px."""
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
-
-from gan_tpu.errors import UserError
 
 SUBMISSION_SIZE = 256
 
@@ -74,35 +70,3 @@ class AtSize(keras.layers.Layer):
             small = ops.image.resize(images, (self.trained, self.trained), antialias=True)
         painted = self.generator(small, training=False)
         return ops.clip(ops.image.resize(painted, (self.size, self.size), interpolation="bilinear"), -1.0, 1.0)
-
-
-def _run_dir_of_checkpoint(prefix: str) -> str:
-    folder = os.path.dirname(os.path.abspath(prefix))
-    return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
-
-
-def load(run_dir: str | None = None, checkpoint: str | None = None):
-    """(Run or None, generator) from a run directory or a checkpoint / `.keras` file."""
-    from gan_tpu import config, train
-
-    if checkpoint and checkpoint.endswith(".keras"):
-        if not os.path.isfile(checkpoint):
-            raise UserError(f"{checkpoint}: no such file")
-        try:
-            return None, keras.models.load_model(checkpoint, compile=False)
-        except Exception as err:  # keras raises many types for a bad file
-            raise UserError(f"{checkpoint}: not a loadable Keras model ({str(err).splitlines()[0][:160]})") from None
-    if checkpoint:
-        if not tf.io.gfile.exists(checkpoint + ".index"):
-            raise UserError(f"{checkpoint}: no such checkpoint (expected {checkpoint}.index)")
-        run_dir = _run_dir_of_checkpoint(checkpoint)
-    cfg_path = os.path.join(run_dir, "config.toml")
-    if not os.path.isfile(cfg_path):
-        raise UserError(f"{run_dir}: not a run directory (no config.toml)")
-    cfg = config.load(cfg_path)
-    cfg["output"]["dir"] = run_dir
-    run = train.make_run(cfg)
-    restored = train.restore(run, checkpoint)
-    if restored is None:
-        raise UserError(f"{run_dir}: holds no checkpoint yet")
-    return run, run.model.exported  # a noise model's generator (z -> Monet): generate samples

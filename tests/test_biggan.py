@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import checkpoints, cli, models, translator
+from gan_tpu import checkpoints, cli, models, runs, translator
 from gan_tpu.data import to_uint8
 from gan_tpu.ema import averaged_variables
 from gan_tpu.models.biggan import block_widths, chunk_sizes, orthogonal_regularization
@@ -191,7 +191,7 @@ def biggan_run(sample_root, tmp_path_factory):  # noqa: F811
 def test_the_pipeline_trains_and_exports_its_ema_generator(biggan_run):
     out = biggan_run
     assert {"checkpoints", "config.toml", "generator.keras", "history.csv", "samples"} <= set(os.listdir(out))
-    run, generator = translator.load(out)
+    run, generator = runs.load(out)
     assert run.model.registered_name == "biggan" and int(run.model.ema.steps) == 2
     saved = keras.models.load_model(os.path.join(out, "generator.keras"), compile=False)
     z = run.model.sample_latents(0, 2)
@@ -209,7 +209,7 @@ def test_generate_paints_truncated_hierarchical_latents_with_the_ema_generator(b
     assert cli.main(["validate", out, "--allow-any-count"]) == 0
     with zipfile.ZipFile(out) as zf:
         zipped = np.stack([tf.io.decode_jpeg(zf.read(f"{i}.jpg")).numpy() for i in range(1, 5)]).astype(np.float32)
-    run, _ = translator.load(biggan_run)
+    run, _ = runs.load(biggan_run)
 
     def painted(truncation):  # the run's first submission batch (4 a batch), at 256 px
         run.model.truncation = truncation

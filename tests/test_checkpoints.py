@@ -93,3 +93,16 @@ def test_an_explicit_unreadable_checkpoint_is_refused_not_replaced(tmp_path):
     with pytest.raises(checkpoints.UnreadableCheckpoint, match=r"ckpt-12: unreadable checkpoint \(Read less"):
         checkpoints.CheckpointManager(variables, folder).restore(os.path.join(folder, "ckpt-12"), "'toy'")
     assert int(variables["step"].numpy()) == 0  # nothing half-assigned
+
+
+def test_a_checkpoint_without_the_models_step_reads_it_from_its_stand_in(tmp_path):
+    """Checkpoints written before models counted their own steps hold the first player's
+    optimizer step count only: that stands in for `step`; any other gap is still refused."""
+    old = {"w": tf.Variable(np.full(256, 3, np.float32)), "optimizers/g/0": tf.Variable(np.int64(7))}
+    prefix = checkpoints.write(str(tmp_path / "ckpt-7"), old)
+    variables = {**_variables(), "optimizers/g/0": tf.Variable(np.int64(0))}
+    checkpoints.read(prefix, variables, "'toy'", {"step": "optimizers/g/0"})
+    assert int(variables["step"].numpy()) == 7 and int(variables["optimizers/g/0"].numpy()) == 7
+    np.testing.assert_array_equal(variables["w"].numpy(), np.full(256, 3, np.float32))
+    with pytest.raises(UserError, match="missing step"):
+        checkpoints.read(prefix, variables, "'toy'")

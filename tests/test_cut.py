@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import checkpoints, models, train
+from gan_tpu import checkpoints, models, runs
 from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
 from gan_tpu.models.cut import cut_discriminator, cut_generator, layer_sequence, patch_nce
 from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
@@ -168,7 +168,7 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     def run(strategy):
         def build():
             model = models.build("cut", image_size=16, **options)
-            train.spread_seeds(model, strategy)
+            runs.spread_seeds(model, strategy)
             return model
         model = one_eager_step(strategy, build, batch)
         return _weights_with_a_gradient(model), len(trainable_weights(model))

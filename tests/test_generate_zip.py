@@ -261,15 +261,15 @@ def small_disk(tmp_path):
 
 def test_free_space_is_checked_before_generating(tmp_path, model, photos, monkeypatch):
     needed = zipwriter.estimated_zip_bytes(8, 95)
-    assert needed == 8 * (19_000 + 100)
+    assert needed == 8 * (32_600 + 100)  # quality 95: real 256 px JPEGs' mean, plus the member's entry
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(zipwriter.shutil, "disk_usage", lambda path: usage._replace(free=needed - 1))
     ds = tf.data.Dataset.from_tensor_slices(photos[:8])
     with pytest.raises(UserError) as err:
         write_submission(lambda x: 1 / 0, ds, tmp_path / "images.zip", allow_any_count=True, progress=False)
-    assert str(err.value) == (f"{tmp_path}: not enough free space for images.zip: about 0.15 MB needed "
-                              f"(8 images at JPEG quality 95), 0.15 MB free")
-    with pytest.raises(UserError, match=r"about 0\.15 MB needed \(8 images"):  # noise models too
+    assert str(err.value) == (f"{tmp_path}: not enough free space for images.zip: about 0.26 MB needed "
+                              f"(8 images at JPEG quality 95), 0.26 MB free")
+    with pytest.raises(UserError, match=r"about 0\.26 MB needed \(8 images"):  # noise models too
         write_samples(lambda i, n: 1 / 0, tmp_path / "images.zip", count=8, allow_any_count=True, progress=False)
     assert os.listdir(tmp_path) == []
     monkeypatch.setattr(zipwriter.shutil, "disk_usage", lambda path: usage._replace(free=needed))
@@ -280,11 +280,11 @@ def test_on_a_small_tmpfs_too_small_is_refused_and_full_is_one_line(small_disk, 
     noise = np.random.default_rng(0).integers(0, 256, (6, 256, 256, 3), dtype=np.uint8)
     ds = tf.data.Dataset.from_tensor_slices(noise)  # noisy outputs: JPEGs far over the estimate
     tiny = small_disk(64)
-    with pytest.raises(UserError, match=r"^.*disk64k: not enough free space for images.zip: about 0\.11 MB "
+    with pytest.raises(UserError, match=r"^.*disk64k: not enough free space for images.zip: about 0\.20 MB "
                                         r"needed \(6 images at JPEG quality 95\), 0\.07 MB free$"):
         write_submission(model, ds, tiny / "images.zip", allow_any_count=True, progress=False)
     assert os.listdir(tiny) == []
-    small = small_disk(200)  # passes the check; the zip does not fit
+    small = small_disk(256)  # passes the check (0.20 MB needed); the zip of noise does not fit
     with pytest.raises(zipwriter.DiskFull) as err:
         write_submission(model, ds, small / "images.zip", allow_any_count=True, batch_size=2, progress=False)
     assert err.value.errno == errno.ENOSPC and "\n" not in str(err.value)

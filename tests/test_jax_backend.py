@@ -128,7 +128,7 @@ def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host 
         out["models"][name] = {
             "finite": all(np.isfinite(v[-1]) for v in logs.values()),
             "logged": sorted(logs), "loss_names": sorted(model.loss_names),
-            "steps": [int(p.optimizer.iterations.numpy()) for p in model.players],
+            "steps": [int(p.optimizer.iterations.numpy()) for p in model.players], "model_step": int(np.array(model.step)),
             "player_steps": [p.steps for p in model.players], "ema_steps": int(np.array(model.ema.steps)),
             # a WGAN critic's last bias gets no gradient, so: every network moved
             "unmoved": [k for k, net in model.networks.items() if trained & {id(v) for v in net.trainable_variables}
@@ -232,6 +232,7 @@ def test_registered_models_train_two_steps_on_jax_with_data_parallel(jax_run):
         assert r["finite"], name
         assert r["logged"] == r["loss_names"], name
         assert r["steps"] == [2 * s for s in r["player_steps"]], name  # every player, n_critic included
+        assert r["model_step"] == 2, name  # the model's own count: train steps, whatever its players do
         assert r["unmoved"] == [], f"{name}: networks that did not train: {r['unmoved']}"
 
 

@@ -196,7 +196,7 @@ def api(env, monkeypatch):
     """An authenticated KaggleApi (fake key) whose network calls are stubbed per test."""
     monkeypatch.setenv("KAGGLE_USERNAME", "monet-fan")
     monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef0123456789abcdef")
-    from gan_tpu.submission.submit import load_api
+    from gan_tpu.kaggle.api import load_api
 
     return load_api()
 

@@ -90,7 +90,7 @@ def api(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_USERNAME", "monet-fan")
     monkeypatch.setenv("KAGGLE_KEY", "0123456789abcdef0123456789abcdef")
     monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
-    from gan_tpu.submission.submit import load_api
+    from gan_tpu.kaggle.api import load_api
 
     return load_api()
 
@@ -235,7 +235,7 @@ def test_wheel_ships_the_pipelines(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     assert "gan_tpu/pipelines/demo.toml" in names and "gan_tpu/pipelines/cyclegan.toml" in names
-    assert "gan_tpu/kaggle.py" in names
+    assert "gan_tpu/kaggle/__init__.py" in names and "gan_tpu/kaggle/api.py" in names
     target = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
                               "--target", str(target), str(wheel)], capture_output=True, text=True)

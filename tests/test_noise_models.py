@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import cli, models, train, translator
+from gan_tpu import cli, models, runs
 from gan_tpu.models.noise_networks import dcgan_generator
 from gan_tpu.sample_data import write_sample_data
 from tests.helpers import two_replicas
@@ -114,7 +114,7 @@ def test_each_replica_draws_its_own_training_latents():
     strategy = _mirrored()
     with strategy.scope():
         model = models.build("dcgan", image_size=8, **TINY)
-    train.spread_seeds(model, strategy)
+    runs.spread_seeds(model, strategy)
     out = strategy.run(tf.function(lambda: model.latents(3)))
     first, second = (t.numpy() for t in strategy.experimental_local_results(out))
     assert first.shape == (3, 8) and not np.allclose(first, second)
@@ -185,7 +185,7 @@ def test_each_pipeline_trains_from_the_cli_and_its_generator_reloads(name, sampl
     assert {"checkpoints", "config.toml", "generator.keras", "history.csv", "samples"} <= set(os.listdir(out))
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(out, "samples", "epoch_001.png")))
     assert grid.shape == (2 * 128, 2 * 128, 3)  # 2 x 2 samples, each enlarged to 128 px
-    run, generator = translator.load(out)
+    run, generator = runs.load(out)
     assert generator is run.model.generator and run.model.kind == "noise"
     if name == "wgan_gp":
         iterations = {p.name: int(p.optimizer.iterations) for p in run.model.players}

@@ -64,7 +64,6 @@ def _fit_planned(budget_s, seconds, generation_s=30.0, epochs=1000, **planner_kw
     guard = BudgetGuard(budget_s, clock=clock, start=0.0)
     planner = Planner(guard, generation=generation_s, steps_per_epoch=20, set_total=_set_total(schedule),
                       **planner_kw)
-    guard.reserve = lambda: planner.reserve_s(guard.step)
     x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     model.fit(x, x.sum(axis=1, keepdims=True), batch_size=1, epochs=epochs, shuffle=False, verbose=0,
               callbacks=[StepTime(clock, seconds), guard, planner])
@@ -100,7 +99,6 @@ def test_a_slowdown_replans_once_without_a_jump_and_still_finishes_the_decay():
     model, schedule = _decaying_model()
     guard = BudgetGuard(300.0, clock=clock, start=0.0)
     planner = Planner(guard, generation=30.0, steps_per_epoch=20, set_total=_set_total(schedule))
-    guard.reserve = lambda: planner.reserve_s(guard.step)
     x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     slow_from = 130  # half of the first plan (261 steps): 2x slower from then on
     model.fit(x, x.sum(axis=1, keepdims=True), batch_size=1, epochs=1000, shuffle=False, verbose=0,
@@ -133,7 +131,6 @@ def test_the_guard_stops_earlier_when_evaluations_are_due():
         guard = BudgetGuard(60.0, clock=clock, start=0.0)
         planner = Planner(guard, generation=10.0, steps_per_epoch=4, set_total=lambda *a: None,
                           fixed_total=40, eval_every=5, eval_s=lambda: eval_s)
-        guard.reserve = lambda: planner.reserve_s(guard.step)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse")
         x = np.zeros((8, 4), np.float32)

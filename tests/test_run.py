@@ -99,6 +99,36 @@ def test_generate_from_a_run_and_from_its_exported_generator(trained_run, sample
         assert a.read("1.jpg") == c.read("1.jpg")  # same weights, same photos, same bytes
 
 
+def test_generate_from_a_run_paints_with_its_best_generator_when_it_has_one(trained_run, sample_root, tmp_path,
+                                                                             capsys):
+    import json
+    import shutil
+
+    run_dir = str(tmp_path / "copy")
+    shutil.copytree(trained_run, run_dir)
+    args = ["--allow-any-count", "--no-progress"]
+    assert cli.main(["generate", "--run", run_dir, "--out", str(tmp_path / "ckpt.zip"), *args]) == 0
+    ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    assert capsys.readouterr().out.splitlines()[0] == f"generating from {ckpt} (the newest readable checkpoint)"
+    # What [eval] leaves at a new best: generator_best.keras (here other weights than the
+    # checkpoint's) and eval/best.json naming its epoch.
+    best = keras.models.load_model(os.path.join(run_dir, "generator.keras"), compile=False)
+    best.set_weights([w * 0.5 for w in best.get_weights()])
+    best.save(os.path.join(run_dir, "generator_best.keras"))
+    os.makedirs(os.path.join(run_dir, "eval"))
+    with open(os.path.join(run_dir, "eval", "best.json"), "w") as fh:
+        json.dump({"epoch": 1, "fid": 9.0, "distance": 0.5, "mifid": 9.0}, fh)
+    assert cli.main(["generate", "--run", run_dir, "--out", str(tmp_path / "best.zip"), *args]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"generating from {os.path.join(run_dir, 'generator_best.keras')} (the best generator by MiFID, epoch 1)")
+    assert cli.main(["generate", "--checkpoint", os.path.join(run_dir, "generator_best.keras"), "--photos",
+                     sample_root, "--out", str(tmp_path / "keras.zip"), *args]) == 0
+    with zipfile.ZipFile(tmp_path / "best.zip") as b, zipfile.ZipFile(tmp_path / "keras.zip") as k, \
+            zipfile.ZipFile(tmp_path / "ckpt.zip") as c:
+        assert b.read("1.jpg") == k.read("1.jpg")  # the best generator's weights
+        assert b.read("1.jpg") != c.read("1.jpg")  # not the checkpoint's
+
+
 @pytest.mark.parametrize("make_bad, message", [
     (lambda d, t: ["--checkpoint", str(t / "nope" / "ckpt-1")], "no such checkpoint"),
     (lambda d, t: ["--run", str(t)], "not a run directory (no config.toml)"),
@@ -189,6 +219,6 @@ def test_generate_refuses_a_disk_without_room_for_the_zip_in_one_line(trained_ru
                      "--no-progress"])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"gan-tpu: error: {tmp_path}: not enough free space for a.zip: about 0.11 MB needed "
+        f"gan-tpu: error: {tmp_path}: not enough free space for a.zip: about 0.20 MB needed "
         f"(6 images at JPEG quality 95), 0.05 MB free")
     assert os.listdir(tmp_path) == []

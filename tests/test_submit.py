@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from gan_tpu.cli import main
+from gan_tpu.kaggle import api as kaggle_api
 from gan_tpu.submission import submit as submit_mod
 
 # Imported only inside fixtures, once HOME and KAGGLE_CONFIG_DIR point into tmp_path: the
@@ -164,7 +165,7 @@ def test_package_not_installed(env, network, valid_zip, monkeypatch, capfd):
     err = capfd.readouterr().err
     assert err.strip() == "gan-tpu: error: the kaggle package is not installed: pip install 'gan_tpu[kaggle]'"
     with pytest.raises(submit_mod.UserError, match=r"pip install 'gan_tpu\[kaggle\]'"):
-        submit_mod.load_api()
+        kaggle_api.load_api()
 
 
 def test_invalid_zip_is_not_submitted(env, network, tmp_path, capfd):
@@ -191,8 +192,8 @@ def test_config_dir_follows_the_kaggle_cli(monkeypatch, tmp_path):
     monkeypatch.delenv("KAGGLE_CONFIG_DIR", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     if sys.platform.startswith("linux"):
-        assert submit_mod.config_dir() == str(tmp_path / "xdg" / "kaggle")
+        assert kaggle_api.config_dir() == str(tmp_path / "xdg" / "kaggle")
     (tmp_path / ".kaggle").mkdir()
-    assert submit_mod.config_dir() == str(tmp_path / ".kaggle")
+    assert kaggle_api.config_dir() == str(tmp_path / ".kaggle")
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "elsewhere"))
-    assert submit_mod.config_dir() == str(tmp_path / "elsewhere")
+    assert kaggle_api.config_dir() == str(tmp_path / "elsewhere")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import checkpoints, config, models, train
+from gan_tpu import checkpoints, config, models, runs
 from gan_tpu.models.translation_layers import AvgPoolNoPad, multiscale_discriminator
 from gan_tpu.models.unit import kl_unit_variance
 from tests.helpers import (assert_same_after_one_adam_step, images_at, one_eager_step, overfit, trainable_weights,
@@ -96,7 +96,7 @@ def test_noise_comes_from_the_checkpointed_seed_stream(compiled):
     strategy = two_replicas()
     with strategy.scope():
         mirrored = models.build("unit", image_size=32, **TINY)
-    train.spread_seeds(mirrored, strategy)
+    runs.spread_seeds(mirrored, strategy)
     out = strategy.run(tf.function(lambda: mirrored.normal((2, 3))))
     first, second = (t.numpy() for t in strategy.experimental_local_results(out))
     assert not np.allclose(first, second)  # each replica its own ε

@@ -1,7 +1,8 @@
 """Scoring during training: MiFID of a fixed held-out photo sample every K epochs.
 
 ``MiFIDCallback`` translates the same photos each time (``model.translator`` by
-default, [−1, 1] in and out), scores them against a ``Reference`` (the Monet set's
+default, [−1, 1] in and out, under the model's ``painting_weights`` when it has them: the
+EMA weights of a model that averages them), scores them against a ``Reference`` (the Monet set's
 features), adds ``fid``/``distance``/``mifid`` to the epoch logs, appends a row to
 ``scores.csv``, writes TensorBoard scalars, and keeps the best weights by MiFID
 (``best.weights.h5`` + ``best.json``) and/or calls ``on_best(epoch, scores)``.
@@ -41,7 +42,7 @@ class MiFIDCallback(keras.callbacks.Callback):
 
     def __init__(self, photos, reference: Reference, extractor, out_dir: str, *, every: int = 1,
                  translator=None, batch_size: int = 32, eps: float = DEFAULT_EPS,
-                 save_best: bool = True, on_best=None, dtype=tf.float64, painting=None):
+                 save_best: bool = True, on_best=None, dtype=tf.float64):
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
@@ -51,7 +52,6 @@ class MiFIDCallback(keras.callbacks.Callback):
         self.out_dir = out_dir
         self.every = int(every)
         self._translator = translator
-        self._painting = painting or contextlib.nullcontext  # e.g. the model's EMA weights swapped in
         self.batch_size = int(batch_size)
         self.eps = eps
         self.save_best = save_best
@@ -84,7 +84,8 @@ class MiFIDCallback(keras.callbacks.Callback):
 
     def warm_up(self, epoch: int = 0) -> dict:
         """Score once before training (compiles the translator and extractor, measures
-        `eval_s`); a fresh run's `scores.csv` gets it as epoch `epoch`, never as the best."""
+        `eval_s`; give it its model first, `set_model`); a fresh run's `scores.csv` gets it as
+        epoch `epoch`, never as the best."""
         scores = self.timed_score()
         if not os.path.exists(self.csv_path):
             self._write_row({"epoch": epoch, **scores})
@@ -102,7 +103,8 @@ class MiFIDCallback(keras.callbacks.Callback):
     def score(self) -> dict:
         """Translate the photos and score them now: {"fid", "distance", "mifid"}."""
         translator = self._translator or self.model.translator
-        with self._painting():
+        painting = getattr(self.model, "painting_weights", None)  # the EMA weights, if averaged
+        with painting() if painting else contextlib.nullcontext():
             fakes = [np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
                      for i in range(0, len(self.photos), self.batch_size)]
         scorer = StreamingScorer(self.reference, self.dtype, keep_features=False)

@@ -48,6 +48,10 @@ class AdversarialModel(keras.Model):
         self._players: list[Player] | None = None
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
         self.ema = None  # a gan_tpu.ema.WeightAverage of `exported` once `use_ema` is called
+        # Train steps done, counted by the model itself (checkpointed): a player's optimizer
+        # may update more than once per step, or not at all in some steps.
+        self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
+                                    aggregation="only_first_replica", name="step")
 
     def use_ema(self, decay: float, start: int = 0) -> None:
         """Average the exported network's weights over the train steps after `start`
@@ -58,6 +62,7 @@ class AdversarialModel(keras.Model):
 
     def after_step(self) -> None:
         """Called by the trainer once per train step, after every player's update."""
+        self.step.assign(self.step + 1)
         if self.ema is not None:
             self.ema.update(self.exported)
 

@@ -220,7 +220,7 @@ class BayesianCycleGAN(AdversarialModel):
         g = dict(latent_channels=latent_channels, ngf=ngf, n_blocks=n_blocks, upsample=upsample)
         self.g_monet = latent_resnet_generator(image_size, name="g_monet", **g)
         self.g_photo = latent_resnet_generator(image_size, name="g_photo", **g)
-        # seeds from Python's RNG, which keras.utils.set_random_seed (train.make_run) seeds
+        # seeds from Python's RNG, which keras.utils.set_random_seed (runs.make_run) seeds
         import random
 
         e = dict(latent_channels=latent_channels, nef=nef, samples=mc_samples)

@@ -32,7 +32,7 @@ with the same settings, which Adam makes equivalent).
 
 Randomness (positions, flips) comes from `keras.random.SeedGenerator` attributes: in the
 checkpoint (a resumed run draws what a straight run would) and one stream per replica
-(`train.spread_seeds`), as DiffAugment's. Positions are a top-k of uniform scores over the
+(`runs.spread_seeds`), as DiffAugment's. Positions are a top-k of uniform scores over the
 H·W positions: distinct, static-shaped, compiled by XLA.
 """
 from __future__ import annotations

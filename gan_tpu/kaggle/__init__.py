@@ -1,0 +1,36 @@
+"""Kaggle: where the data is, the notebooks' accelerator check, `gan-tpu data`, kernels and their push.
+
+* :mod:`~gan_tpu.kaggle.paths`: the competition data (local disk or, on an older TPU node,
+  its GCS copy), the working folder, attached datasets (the scoring extractor).
+* :mod:`~gan_tpu.kaggle.accelerator`: :func:`prepare_accelerator`, the notebooks' check of
+  the TPU or GPUs (the choice itself is :mod:`gan_tpu.platform`'s), ``KERAS_BACKEND`` set.
+* :mod:`~gan_tpu.kaggle.notebooks`: kernel metadata and the notebooks written from their
+  ``.py`` twins (``gan-tpu kernels --sync``).
+* :mod:`~gan_tpu.kaggle.download`: ``gan-tpu data``, a complete copy or none.
+* :mod:`~gan_tpu.kaggle.push`: ``gan-tpu kernel NAME``, the wheel then the kernel.
+* :mod:`~gan_tpu.kaggle.api`: the ``kaggle`` package, credentials checked first, its
+  errors as one line with no secret in it.
+
+Nothing here imports TensorFlow or Keras: the TPU notebook imports this package before it
+chooses the Keras backend. The notebooks use the names below as ``gan_tpu.kaggle.<name>``.
+"""
+from gan_tpu.kaggle.accelerator import MACHINE_SHAPES, prepare_accelerator
+from gan_tpu.kaggle.download import COMPETITION_COUNTS, check_layout, download_data
+from gan_tpu.kaggle.notebooks import (DATASET_SLUG, KERNELS_DIR, OWNER_PLACEHOLDER, check_metadata, kernel_dir,
+                                      kernel_names, notebook_in_sync, notebook_json, read_metadata, script_cells,
+                                      staged_metadata, sync_notebook, twin_path)
+from gan_tpu.kaggle.paths import (COMPETITION, KAGGLE_DATA, KAGGLE_INPUT, KAGGLE_WORKING, LOCAL_DATA, data_root,
+                                  find_input, kaggle_gcs_path, score_extractor, working_dir)
+from gan_tpu.kaggle.push import find_wheel, push_kernel, push_wheel
+from gan_tpu.platform import (TPU_TF_FIX, BackendPlan, TpuFacts, choose_tpu_backend, tensorflow_tpu_capable,
+                              tpu_facts, tpu_kind)
+
+__all__ = [
+    "BackendPlan", "COMPETITION", "COMPETITION_COUNTS", "DATASET_SLUG", "KAGGLE_DATA", "KAGGLE_INPUT",
+    "KAGGLE_WORKING", "KERNELS_DIR", "LOCAL_DATA", "MACHINE_SHAPES", "OWNER_PLACEHOLDER", "TPU_TF_FIX", "TpuFacts",
+    "check_layout", "check_metadata", "choose_tpu_backend", "data_root", "download_data", "find_input",
+    "find_wheel", "kaggle_gcs_path", "kernel_dir", "kernel_names", "notebook_in_sync", "notebook_json",
+    "prepare_accelerator", "push_kernel", "push_wheel", "read_metadata", "score_extractor", "script_cells",
+    "staged_metadata", "sync_notebook", "tensorflow_tpu_capable", "tpu_facts", "tpu_kind", "twin_path",
+    "working_dir",
+]
