@@ -15,9 +15,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # Two pytest workers: XLA compiles are single-threaded, so two cores halve the wall time.
+# Whole files per worker (a file's compiled models are made once), longest first (conftest.py).
 JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The support matrix (README): one venv per row under .compat/, gan_tpu from its wheel as
 # users install it; ROWS="kaggle-tpu gpu-tf219 floor" (the default) picks rows.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -60,8 +61,6 @@ def trainable_weights(model) -> list[np.ndarray]:
 
 def assert_saved_translator_gives_identical_outputs(model, images, folder) -> None:
     """`model.translator` saved as `.keras` and loaded back paints `images` bit for bit alike."""
-    import keras
-
     path = os.path.join(str(folder), "translator.keras")
     model.translator.save(path)
     loaded = keras.models.load_model(path, compile=False)
@@ -93,24 +92,60 @@ def one_eager_step(strategy, build, batch, seed: int = 7):
     return model
 
 
+def adam_step_size(model) -> float:
+    """How far one train step of `model` can move a weight: Adam moves it by at most about lr
+    per update (exactly lr·|g|/(|g| + ε) < lr on the first), so the largest lr × updates per
+    step (a critic's n_critic, DRIT's d_iter) of its players."""
+    return max(float(keras.ops.convert_to_numpy(p.optimizer.learning_rate)) * p.steps for p in model.players)
+
+
 def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, atol: float = 1e-6) -> None:
     """Weights after one Adam step taken two ways (one vs two replicas, TF vs JAX) agree.
 
-    Adam's first step moves a weight by lr·g/(|g| + ε), ε = 1e-7: where |g| is near ε it
-    multiplies summation-order noise (float32 sums on several threads, replicas) by up to
-    lr/ε (seen here: 1 weight of 2,304, gradient 7.8e-8 against a median of 0.3, off by
-    4.5e-5 at lr 2e-4). So every weight lies within one step (lr) of the other side, and all
-    but 0.1 % of them within the tight tolerance a real bug would break.
+    `lr` is how far the step can move a weight (`adam_step_size`). Adam's first step moves a
+    weight by lr·g/(|g| + ε), ε = 1e-7, less than lr either way: where |g| is near ε it
+    multiplies summation-order noise (float32 sums on several threads, replicas) by up to lr/ε
+    (seen: 1 weight of 2,304, gradient 7.8e-8 against a median of 0.3, off by 4.5e-5 at lr
+    2e-4), and where g is below that noise its sign can flip, one side moving the weight +lr,
+    the other −lr (seen: 1 weight of 2,304 in UNIT's encoder, 1.86e-4 apart at lr 1e-4). So
+    every weight lies within 2·lr of the other side, and all but 0.1 % of them within the
+    tight tolerance a real bug would break.
     """
     assert len(one) == len(two), (len(one), len(two))
     close = total = 0
     for i, (a, b) in enumerate(zip(one, two)):
         a, b = np.asarray(a), np.asarray(b)
         assert a.shape == b.shape, (i, a.shape, b.shape)
-        np.testing.assert_allclose(a, b, rtol=0, atol=lr, err_msg=f"weight {i} moved apart by more than one step")
+        np.testing.assert_allclose(a, b, rtol=0, atol=2 * lr, err_msg=f"weight {i} moved apart by more than two steps")
         close += int(np.isclose(a, b, rtol=rtol, atol=atol).sum())
         total += a.size
     assert close >= 0.999 * total, f"{total - close} of {total} weights differ beyond rtol {rtol}, atol {atol}"
+
+
+def assert_two_replicas_equal_one(build, batch, weights=trainable_weights):
+    """`build()` after one eager step on `batch` on one replica and on two (the same global
+    batch, half each) ends with the same `weights(model)`, within `adam_step_size`."""
+    one = one_eager_step(tf.distribute.get_strategy(), build, batch)
+    two = one_eager_step(two_replicas(), build, batch)
+    assert_same_after_one_adam_step(weights(one), weights(two), lr=adam_step_size(one))
+
+
+def assert_trains_in_mixed_bfloat16(build, bfloat16_layer, images):
+    """Under mixed_bfloat16, `build()`'s layer `bfloat16_layer(model)` computes in bfloat16, an
+    eager train step on (images[:2], images[2:4]) logs finite float32 losses and the
+    translator paints float32. Returns the model and the step's logs."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build()
+        model.compile(jit_compile=False, run_eagerly=True)
+        assert bfloat16_layer(model).compute_dtype == "bfloat16"
+        logs = model.train_step((images[:2], images[2:4]))
+        assert set(logs) == set(model.loss_names)
+        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values()), logs
+        assert model.translator(images[:1]).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model, logs
 
 
 def images_at(size: int, n: int = 8, seed: int = 2):

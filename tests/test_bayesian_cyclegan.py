@@ -1,7 +1,5 @@
 """Bayesian CycleGAN: loss terms, one XLA-compiled step reused for overfitting, Monte Carlo
 sampling, replicas, save/load, mixed_bfloat16. One XLA compile; other checks run eagerly."""
-import os
-
 import keras
 import numpy as np
 import pytest
@@ -9,14 +7,10 @@ import tensorflow as tf
 
 from gan_tpu import models
 from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior, kl_to_standard_normal
-from tests.helpers import assert_same_after_one_adam_step, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
+                           assert_two_replicas_equal_one, images_at, overfit, train_and_generate_with_the_cli)
 
 TINY = dict(ngf=8, ndf=4, nef=4, n_blocks=1)
-
-
-def _images(seed=2):
-    images = smooth_images(8, seed=seed).astype(np.float32) / 127.5 - 1.0
-    return tf.image.resize(images, [32, 32])
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +19,7 @@ def compiled():
     tf.keras.utils.set_random_seed(4)
     model = models.build("bayesian_cyclegan", image_size=32, lr=1e-3, **TINY)
     model.compile(jit_compile=True)
-    images = _images()
+    images = images_at(32)
     seeds = [s.seed_state.numpy().copy() for s in model.samplers]
     return dict(model=model, seeds=seeds, **overfit(model, (images[:4], images[4:])))
 
@@ -77,26 +71,12 @@ def test_overfitting_four_images_lowers_the_cycle_loss(compiled):
     assert last["cycle"] < 0.7 * first["cycle"]
 
 
-def test_translator_save_and_load_give_identical_outputs(tmp_path):
-    model = models.build("bayesian_cyclegan", image_size=32, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = _images()[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+def test_translator_save_and_load_give_identical_outputs(compiled, tmp_path):
+    model, x = compiled["model"], images_at(32)[:2]
+    assert_saved_translator_gives_identical_outputs(model, x, tmp_path)
     # the zero latent: the translator is g_monet on [photo, 0]
     zero = tf.concat([x, tf.zeros((2, 32, 32, 1))], -1)
     np.testing.assert_allclose(model.translator(x).numpy(), model.g_monet(zero).numpy(), atol=1e-6)
-
-
-def _one_eager_step(strategy, batch):
-    def build():
-        model = models.build("bayesian_cyclegan", image_size=32, **TINY)
-        for sampler in model.samplers:
-            sampler.noise = False
-        return model
-
-    return trainable_weights(one_eager_step(strategy, build, batch))
 
 
 def test_two_replicas_equal_one_replica_with_the_same_global_batch():
@@ -104,25 +84,19 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     # batch 2 and two with batch 1 see different ε by construction. Everything else (the
     # K-sample batch, KL, prior, γ-weighted reconstruction loss, replica scaling) is
     # checked with the sampler's noise off (z = μ, still K copies).
-    images = _images(seed=5)
-    batch = (images[:2], images[2:4])
-    one = _one_eager_step(tf.distribute.get_strategy(), batch)
-    two = _one_eager_step(two_replicas(), batch)
-    assert_same_after_one_adam_step(one, two, lr=2e-4)
+    def build():
+        model = models.build("bayesian_cyclegan", image_size=32, **TINY)
+        for sampler in model.samplers:
+            sampler.noise = False
+        return model
+
+    images = images_at(32, seed=5)
+    assert_two_replicas_equal_one(build, (images[:2], images[2:4]))
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("bayesian_cyclegan", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.g_monet.get_layer("g_monet_stem_conv").compute_dtype == "bfloat16"
-        images = _images()
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert model.translator(images[:1]).dtype == tf.float32
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert_trains_in_mixed_bfloat16(lambda: models.build("bayesian_cyclegan", image_size=32, **TINY),
+                                    lambda model: model.g_monet.get_layer("g_monet_stem_conv"), images_at(32))
 
 
 # ---------------------------------------------------------------- this part's pipelines, by CLI
@@ -142,22 +116,7 @@ def test_every_pipeline_of_this_part_loads_with_its_paper_defaults():
 
 
 @pytest.mark.parametrize("name", ["bayesian_cyclegan"])  # U-GAT-IT's CLI path is the same code; its training is tested in test_ugatit.py
-def test_pipeline_trains_and_generates_from_the_command_line(name, tmp_path, capsys):
+def test_pipeline_trains_and_generates_from_the_command_line(name, tmp_path):
     # `ugatit` differs from `ugatit_light` only in its MLP's input; its XLA step is tested above
-    import zipfile
-
-    from gan_tpu import cli
-    from gan_tpu.sample_data import write_sample_data
-
-    data, out = str(tmp_path / "data"), str(tmp_path / "run")
-    write_sample_data(data, monet=4, photo=4, seed=3)
-    sets = ["data.image_size=32", "train.epochs=1", "train.steps_per_epoch=2", "model.ngf=4", "model.ndf=4",
-            "model.n_blocks=1", "train.samples=2", f'data.monet="{data}"', f'data.photo="{data}"',
-            *CLI_TINY[name]]
-    args = ["train", f"pipelines/{name}.toml", "--out", out] + [a for s in sets for a in ("--set", s)]
-    assert cli.main(args) == 0
-    assert os.path.isfile(os.path.join(out, "generator.keras"))
-    zip_path = str(tmp_path / "images.zip")
-    assert cli.main(["generate", "--run", out, "--out", zip_path, "--allow-any-count", "--no-progress"]) == 0
-    with zipfile.ZipFile(zip_path) as zf:
-        assert len(zf.namelist()) == 4 and tf.io.decode_jpeg(zf.read(zf.namelist()[0])).shape == (256, 256, 3)
+    train_and_generate_with_the_cli(tmp_path, f"pipelines/{name}.toml",
+                                    ["model.ngf=4", "model.ndf=4", "model.n_blocks=1", *CLI_TINY[name]])

@@ -13,7 +13,7 @@ import tensorflow as tf
 from gan_tpu import checkpoints, models, runs
 from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
 from gan_tpu.models.cut import cut_discriminator, cut_generator, layer_sequence, patch_nce
-from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
 
 # one residual block, so the NCE layers stop at index 12 (the first block)
 TINY = dict(ngf=8, ndf=4, n_blocks=1, nce_layers="0,4,8,12", num_patches=64, patch_dim=16)
@@ -183,16 +183,8 @@ def test_translator_save_and_load_give_identical_outputs(tmp_path):
 
 
 def test_fastcut_trains_in_mixed_bfloat16_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("fastcut", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.generator.get_layer("generator_block0_conv1").compute_dtype == "bfloat16"
-        images = _images()
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert float(logs["nce_identity"]) == 0.0 and float(logs["nce"]) > 0.0
-        assert model.translator(images[:1]).dtype == tf.float32
-        assert set(model.seed_generators) == {"patch_seed", "flip_seed"}
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model, logs = assert_trains_in_mixed_bfloat16(lambda: models.build("fastcut", image_size=32, **TINY),
+                                                  lambda model: model.generator.get_layer("generator_block0_conv1"),
+                                                  _images())
+    assert float(logs["nce_identity"]) == 0.0 and float(logs["nce"]) > 0.0
+    assert set(model.seed_generators) == {"patch_seed", "flip_seed"}

@@ -1,15 +1,14 @@
 """DRIT++: defaults, loss pieces, networks, one XLA step reused for overfitting, replicas,
 save/load, mixed_bfloat16. The CLI path (train, generate --style-seed) is MUNIT's, tested in
 test_munit.py."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from gan_tpu import config, models
 from gan_tpu.models.drit import content_discriminator, kl_to_standard_normal, mode_seeking
-from tests.helpers import (assert_same_after_one_adam_step, images_at, one_eager_step, overfit, trainable_weights,
-                           two_replicas)
+from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
+                           assert_two_replicas_equal_one, images_at, overfit)
 
 # 32 px: 8 px content codes, too small for the content discriminator's 7x7 stride-2 layers
 TINY = dict(dim=4, ndf=4, n_res=1, d_layers=2, d_scales=2, content_d_layers=0, d_iter=2)
@@ -38,6 +37,8 @@ def test_registered_with_the_authors_defaults():
     assert tuple(content_discriminator(64, 8, n_layers=3).output.shape) == (None, 2, 2, 1)
     with pytest.raises(ValueError, match=r"model.content_d_layers=1 leaves no logits on 8 px content codes"):
         models.build("drit", image_size=32, **{**TINY, "content_d_layers": 1})
+    with pytest.raises(ValueError, match=r"DRIT\+\+ image size must be a multiple of 4, got 34"):
+        models.build("drit", image_size=34, **TINY)
 
 
 def test_kl_and_mode_seeking_match_their_formulas():
@@ -70,46 +71,25 @@ def test_overfitting_four_images_lowers_the_reconstructions(compiled):
     assert last["cross_cycle"] < first["cross_cycle"], (first, last)
 
 
-def test_translator_save_and_load_give_identical_outputs_and_styles_differ(tmp_path):
-    model = models.build("drit", image_size=32, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = images_at(32)[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+def test_translator_save_and_load_give_identical_outputs_and_styles_differ(compiled, tmp_path):
+    model, x = compiled["model"], images_at(32)[:2]
+    assert_saved_translator_gives_identical_outputs(model, x, tmp_path)
     columns = [c.numpy() for c in model.sample_columns(x)]
     np.testing.assert_allclose(columns[0], model.translator(x).numpy(), atol=1e-6)  # style seed 0
     assert np.abs(columns[1] - columns[2]).mean() > 1e-5
 
 
-def _one_eager_step(strategy, batch):
+def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     def build():
         # Keras clips each TF replica's share of the gradient (see drit.py): compared unclipped
         model = models.build("drit", image_size=32, content_clipnorm=1e9, **TINY)
         model.noise = False  # each replica draws its own noise and codes: compared without them
         return model
-    return trainable_weights(one_eager_step(strategy, build, batch))
 
-
-def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     images = images_at(32, seed=5)
-    batch = (images[:2], images[2:4])
-    one = _one_eager_step(tf.distribute.get_strategy(), batch)
-    two = _one_eager_step(two_replicas(), batch)
-    # 2 x lr: see test_unit.py (a gradient below the summation noise may flip its sign)
-    assert_same_after_one_adam_step(one, two, lr=2e-4)
+    assert_two_replicas_equal_one(build, (images[:2], images[2:4]))
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("drit", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.gen_monet.get_layer("gen_monet_up0_conv").compute_dtype == "bfloat16"
-        images = images_at(32)
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert model.translator(images[:1]).dtype == tf.float32
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
+    assert_trains_in_mixed_bfloat16(lambda: models.build("drit", image_size=32, **TINY),
+                                    lambda model: model.gen_monet.get_layer("gen_monet_up0_conv"), images_at(32))

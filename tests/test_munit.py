@@ -2,7 +2,6 @@
 step reused for overfitting, replicas, save/load, mixed_bfloat16, the CLI's --style-seed."""
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,8 +9,8 @@ import tensorflow as tf
 from gan_tpu import config, models
 from gan_tpu.models.munit import GRID_STYLES, style_code
 from gan_tpu.models.translation_layers import AdaIN
-from tests.helpers import (assert_same_after_one_adam_step, images_at, one_eager_step, overfit,
-                           train_and_generate_with_the_cli, trainable_weights, two_replicas)
+from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
+                           assert_two_replicas_equal_one, images_at, overfit, train_and_generate_with_the_cli)
 
 TINY = dict(dim=4, ndf=4, n_res=1, mlp_dim=8, d_layers=2, d_scales=2)
 
@@ -86,44 +85,23 @@ def test_overfitting_four_images_lowers_image_and_latent_reconstruction(compiled
 
 def test_translator_save_and_load_give_identical_outputs_with_its_style(tmp_path):
     model = models.build("munit", image_size=32, style_seed=3, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = images_at(32)[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+    assert_saved_translator_gives_identical_outputs(model, images_at(32)[:2], tmp_path)
 
 
-def _one_eager_step(strategy, batch):
+def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     def build():
         model = models.build("munit", image_size=32, **TINY)
         model.noise = False  # each replica draws its own styles: compared with zero styles
         return model
-    return trainable_weights(one_eager_step(strategy, build, batch))
 
-
-def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     images = images_at(32, seed=5)
-    batch = (images[:2], images[2:4])
-    one = _one_eager_step(tf.distribute.get_strategy(), batch)
-    two = _one_eager_step(two_replicas(), batch)
-    # lr 2 x the model's: where a gradient is below the replicas' summation noise its sign can
-    # flip, and Adam's first step then moves the weight +lr one way, -lr the other (seen: 1
-    # weight of 2,304 in UNIT's encoder, 1.86e-4 apart at lr 1e-4)
-    assert_same_after_one_adam_step(one, two, lr=2e-4)
+    assert_two_replicas_equal_one(build, (images[:2], images[2:4]))
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("munit", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.decoder_monet.get_layer("decoder_monet_res0a_adain").compute_dtype == "bfloat16"
-        images = images_at(32)
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert model.translator(images[:1]).dtype == tf.float32
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert_trains_in_mixed_bfloat16(lambda: models.build("munit", image_size=32, **TINY),
+                                    lambda model: model.decoder_monet.get_layer("decoder_monet_res0a_adain"),
+                                    images_at(32))
 
 
 def test_cli_trains_generates_with_a_style_seed_and_grids_show_every_style(tmp_path, capsys):

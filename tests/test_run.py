@@ -1,8 +1,5 @@
 """End of a run: the budget-bound `run` command, the NaN guard's restore, `generate` from a run."""
 import os
-import subprocess
-import sys
-import time
 import zipfile
 
 import keras
@@ -12,8 +9,8 @@ import tensorflow as tf
 
 from gan_tpu import cli, config, train
 from gan_tpu.sample_data import write_sample_data
+from tests.test_budget import FakeClock, StepTime
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['model.generator="resnet"', "model.ngf=4", "model.ndf=4", "model.n_blocks=1",
         "data.image_size=32", "train.batch_size=2", "train.samples=2"]
 
@@ -38,24 +35,31 @@ def _set(items):
     return [arg for item in items for arg in ("--set", item)]
 
 
-def test_run_stops_training_to_keep_the_budget_and_leaves_a_valid_zip(sample_root, tmp_path):
-    budget_s = 75  # the reserve alone is over 60 s, so training gets about 10 s
-    args = [sys.executable, "-m", "gan_tpu.cli", "run", "demo", "--out", str(tmp_path / "run"),
-            *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
-                   "train.epochs=10000", "train.steps_per_epoch=5", f"budget.hours={budget_s / 3600}",
-                   'score.extractor="tiny"'])]
-    start = time.monotonic()
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": ROOT}, cwd=str(tmp_path))
-    wall = time.monotonic() - start
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "training stopped early to keep the budget" in proc.stdout
-    assert "MiFID:" in proc.stdout  # scored, as [score] asks
-    assert wall < budget_s, f"took {wall:.0f} s with a {budget_s} s budget"
+def test_run_stops_training_to_keep_the_budget_and_leaves_a_valid_zip(sample_root, tmp_path, monkeypatch, capsys,
+                                                                      caplog):
+    # On a fake clock each training step takes 5 s and timed generation none, so the reserve is
+    # its fixed 60 s: with a 100 s budget the guard stops after step 7, the first whose next
+    # step would end past it (35 + 60 + 5 > 100), and `run` still writes and scores the zip.
+    clock, runs, real_train = FakeClock(), [], train.train
+
+    def train_on_the_fake_clock(cfg, **kwargs):
+        runs.append(real_train(cfg, clock=clock, callbacks=[StepTime(clock, 5.0)], **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(train, "train", train_on_the_fake_clock)
+    assert cli.main(["run", "demo", "--out", str(tmp_path / "run"),
+                     *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                            "train.epochs=4", "train.steps_per_epoch=5", f"budget.hours={100 / 3600}",
+                            'score.extractor="tiny"'])]) == 0
+    out = capsys.readouterr().out
+    assert "training stopped early to keep the budget" in out
+    assert "MiFID:" in out  # scored, as [score] asks
+    assert "stopping after step 7" in caplog.text
+    assert int(runs[0].step.numpy()) == 7 and clock.t == 35.0
     with zipfile.ZipFile(tmp_path / "run" / "images.zip") as zf:
         assert len(zf.namelist()) == 6
     epochs_done = len(open(tmp_path / "run" / "history.csv").read().splitlines()) - 1
-    assert 1 <= epochs_done < 10000
+    assert epochs_done == 2  # 5 steps, then 2 of the second epoch
 
 
 class _PoisonAfter(keras.callbacks.Callback):

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from gan_tpu import models
 from gan_tpu.models.stargan import MONET, DomainLabel, domain_cross_entropy, stargan_discriminator, stargan_generator
-from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
+                           assert_two_replicas_equal_one, overfit, smooth_images)
 
 # 32 px: three discriminator layers (4x4 patch scores, a 4x4 classifier kernel)
 TINY = dict(ngf=8, ndf=8, n_blocks=1, disc_layers=3)
@@ -93,13 +94,8 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     # other images than one: it is off here (its scaling is the trainer's, as for every
     # loss). No batch statistics; two critic updates check the repeat under replicas.
     images = _images(seed=5, n=4)
-    batch = (images[:2], images[2:])
-
-    def run(strategy):
-        build = lambda: models.build("stargan", image_size=32, gp_weight=0.0, n_critic=2, **TINY)  # noqa: E731
-        return trainable_weights(one_eager_step(strategy, build, batch))
-
-    assert_same_after_one_adam_step(run(tf.distribute.get_strategy()), run(two_replicas()), lr=1e-4)
+    assert_two_replicas_equal_one(lambda: models.build("stargan", image_size=32, gp_weight=0.0, n_critic=2, **TINY),
+                                  (images[:2], images[2:]))
 
 
 def test_translator_save_and_load_give_identical_outputs(tmp_path):
@@ -107,14 +103,5 @@ def test_translator_save_and_load_give_identical_outputs(tmp_path):
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("stargan", image_size=32, n_critic=1, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.generator.get_layer("generator_block0a_conv").compute_dtype == "bfloat16"
-        images = _images()
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert model.translator(images[:1]).dtype == tf.float32
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert_trains_in_mixed_bfloat16(lambda: models.build("stargan", image_size=32, n_critic=1, **TINY),
+                                    lambda model: model.generator.get_layer("generator_block0a_conv"), _images())

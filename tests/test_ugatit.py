@@ -12,15 +12,11 @@ import tensorflow as tf
 from gan_tpu import models
 from gan_tpu.models.ugatit import min_discriminator_size, sigmoid_cross_entropy, ugatit_discriminator
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
-from tests.helpers import assert_same_after_one_adam_step, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
+from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
+                           assert_two_replicas_equal_one, images_at, overfit, trainable_weights)
 
 # 32 px: the 7-layer global discriminator needs 96 px, so tests use 5 (global) and 4 (local)
 TINY = dict(ngf=8, ndf=4, n_blocks=1, global_layers=5, local_layers=4)
-
-
-def _images(seed=2):
-    images = smooth_images(8, seed=seed).astype(np.float32) / 127.5 - 1.0
-    return tf.image.resize(images, [32, 32])
 
 
 def _rhos(model):
@@ -33,7 +29,7 @@ def compiled():
     tf.keras.utils.set_random_seed(3)
     model = models.build("ugatit", image_size=32, lr=1e-3, **TINY)
     model.compile(jit_compile=True)
-    images = _images()
+    images = images_at(32)
     batch = (images[:4], images[4:])
     return dict(model=model, batch=batch, **overfit(model, batch))
 
@@ -140,39 +136,23 @@ def test_rho_stays_in_unit_interval_in_the_compiled_step_with_a_huge_learning_ra
 
 
 def test_translator_save_and_load_give_identical_outputs(tmp_path):
-    model = models.build("ugatit_light", image_size=32, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = _images()[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
-
-
-def _one_eager_step(strategy, batch):
-    model = one_eager_step(strategy, lambda: models.build("ugatit_light", image_size=32, **TINY), batch)
-    return trainable_weights(model) + [v.numpy() for net in model.discriminators for v in net.non_trainable_variables]
+    assert_saved_translator_gives_identical_outputs(models.build("ugatit_light", image_size=32, **TINY),
+                                                    images_at(32)[:2], tmp_path)
 
 
 def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     # No batch statistics, no randomness. Spectral norm's power iteration reads only the
     # kernel (identical on every replica), so its u vectors, compared here too, agree.
-    images = _images(seed=5)
-    batch = (images[:2], images[2:4])
-    one = _one_eager_step(tf.distribute.get_strategy(), batch)
-    two = _one_eager_step(two_replicas(), batch)
-    assert_same_after_one_adam_step(one, two, lr=1e-4)
+    def weights(model):
+        return trainable_weights(model) + [v.numpy() for net in model.discriminators for v in net.non_trainable_variables]
+
+    images = images_at(32, seed=5)
+    assert_two_replicas_equal_one(lambda: models.build("ugatit_light", image_size=32, **TINY),
+                                  (images[:2], images[2:4]), weights)
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("ugatit_light", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.g_monet.get_layer("g_monet_dec0_norm1").compute_dtype == "bfloat16"
-        assert model.g_monet.get_layer("g_monet_dec0_norm1").rho.dtype == "float32"
-        images = _images()
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert model.translator(images[:1]).dtype == tf.float32
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model, _ = assert_trains_in_mixed_bfloat16(lambda: models.build("ugatit_light", image_size=32, **TINY),
+                                               lambda model: model.g_monet.get_layer("g_monet_dec0_norm1"),
+                                               images_at(32))
+    assert model.g_monet.get_layer("g_monet_dec0_norm1").rho.dtype == "float32"

@@ -1,7 +1,6 @@
 """UNIT: defaults, weight sharing, the multi-scale discriminator, one XLA step reused for
 overfitting, the seeded noise stream, replicas, save/load, mixed_bfloat16. The CLI path
 (train, generate) is the same code for every translation model: tested in test_munit.py."""
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,8 +8,8 @@ import tensorflow as tf
 from gan_tpu import checkpoints, config, models, runs
 from gan_tpu.models.translation_layers import AvgPoolNoPad, multiscale_discriminator
 from gan_tpu.models.unit import kl_unit_variance
-from tests.helpers import (assert_same_after_one_adam_step, images_at, one_eager_step, overfit, trainable_weights,
-                           two_replicas)
+from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
+                           assert_two_replicas_equal_one, images_at, overfit, two_replicas)
 
 TINY = dict(dim=4, ndf=4, n_res=1, d_layers=2, d_scales=2)  # n_res 1: the shared blocks only
 
@@ -39,8 +38,8 @@ def test_registered_with_the_papers_lambdas_and_the_authors_networks():
         models.build("unit", image_size=32, dim=4, ndf=4)
 
 
-def test_both_domains_pass_through_the_shared_blocks():
-    model = models.build("unit", image_size=32, **TINY)
+def test_both_domains_pass_through_the_shared_blocks(compiled):
+    model = compiled["model"]
     generator = next(p for p in model.players if p.name == "generator")
     ids = [id(v) for v in generator.variables]
     assert len(ids) == len(set(ids))  # each shared weight is trained once
@@ -102,44 +101,20 @@ def test_noise_comes_from_the_checkpointed_seed_stream(compiled):
     assert not np.allclose(first, second)  # each replica its own ε
 
 
-def test_translator_save_and_load_give_identical_outputs(tmp_path):
-    model = models.build("unit", image_size=32, **TINY)
-    path = str(tmp_path / "g.keras")
-    model.translator.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = images_at(32)[:2]
-    np.testing.assert_array_equal(model.translator(x).numpy(), loaded(x).numpy())
+def test_translator_save_and_load_give_identical_outputs(compiled, tmp_path):
+    assert_saved_translator_gives_identical_outputs(compiled["model"], images_at(32)[:2], tmp_path)
 
 
-def _one_eager_step(strategy, batch):
+def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     def build():
         model = models.build("unit", image_size=32, **TINY)
         model.noise = False  # each replica draws its own ε: compared without it
         return model
-    return trainable_weights(one_eager_step(strategy, build, batch))
 
-
-def test_two_replicas_equal_one_replica_with_the_same_global_batch():
     images = images_at(32, seed=5)
-    batch = (images[:2], images[2:4])
-    one = _one_eager_step(tf.distribute.get_strategy(), batch)
-    two = _one_eager_step(two_replicas(), batch)
-    # lr 2 x the model's: where a gradient is below the replicas' summation noise its sign can
-    # flip, and Adam's first step then moves the weight +lr one way, -lr the other (seen: 1
-    # weight of 2,304 in UNIT's encoder, 1.86e-4 apart at lr 1e-4)
-    assert_same_after_one_adam_step(one, two, lr=2e-4)
+    assert_two_replicas_equal_one(build, (images[:2], images[2:4]))
 
 
 def test_mixed_bfloat16_trains_with_float32_losses():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = models.build("unit", image_size=32, **TINY)
-        model.compile(jit_compile=False, run_eagerly=True)
-        assert model.enc_shared.get_layer("enc_shared_resa_conv").compute_dtype == "bfloat16"
-        images = images_at(32)
-        logs = model.train_step((images[:2], images[2:4]))
-        assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in logs.values())
-        assert model.translator(images[:1]).dtype == tf.float32
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
+    assert_trains_in_mixed_bfloat16(lambda: models.build("unit", image_size=32, **TINY),
+                                    lambda model: model.enc_shared.get_layer("enc_shared_resa_conv"), images_at(32))

@@ -48,7 +48,7 @@ from gan_tpu import losses
 from gan_tpu.layers import ReflectionPadding2D, weight_init
 from gan_tpu.models.base import Player
 from gan_tpu.models.registry import register
-from gan_tpu.models.translation_layers import (FixedStyle, StyleCode, TwoDomainGAN, conv_block, min_multiscale_size,
+from gan_tpu.models.translation_layers import (FixedStyle, StyleCode, TwoDomainGAN, check_sizes, conv_block,
                                                multiscale_discriminator, norm, res_block)
 from gan_tpu.models.ugatit import sigmoid_cross_entropy
 
@@ -186,9 +186,7 @@ class DRIT(FixedStyle, TwoDomainGAN):
                  weight_decay, style_seed, **kwargs):
         if n_res < 1 or d_iter < 1:
             raise ValueError(f"model.n_res and model.d_iter must be >= 1, got {n_res}, {d_iter}")
-        if image_size < min_multiscale_size(d_layers, d_scales):
-            raise ValueError(f"model.d_layers={d_layers} with d_scales={d_scales} needs image_size >= "
-                             f"{min_multiscale_size(d_layers, d_scales)}, got {image_size}")
+        check_sizes("DRIT++", image_size, d_layers=d_layers, d_scales=d_scales, n_downsample=2)
         super().__init__(image_size, ndf=ndf, d_layers=d_layers, d_scales=d_scales, gan_weight=gan_weight, lr=lr,
                          beta_1=beta_1, beta_2=beta_2, weight_decay=weight_decay, d_slope=SLOPE, **kwargs)
         size, width = image_size // 4, dim * 4

@@ -29,7 +29,7 @@ from keras import layers, ops
 from gan_tpu import losses
 from gan_tpu.models.registry import register
 from gan_tpu.models.translation_layers import (GRID_STYLES, AdaIN, FixedStyle, StyleCode, TwoDomainGAN,  # noqa: F401
-                                               conv_block, content_encoder_head, kaiming, min_multiscale_size,
+                                               check_sizes, conv_block, content_encoder_head, kaiming,
                                                res_block, style_code, upsampling_tail)
 
 STYLE_DOWNSAMPLE = 4  # the authors' StyleEncoder(4, ...)
@@ -89,11 +89,7 @@ class MUNIT(FixedStyle, TwoDomainGAN):
     def __init__(self, image_size: int, *, dim, style_dim, mlp_dim, n_downsample, n_res, ndf, d_layers, d_scales,
                  gan_weight, recon_weight, style_weight, content_weight, cycle_weight, lr, beta_1, beta_2,
                  weight_decay, style_seed, **kwargs):
-        if image_size % 2 ** n_downsample:
-            raise ValueError(f"MUNIT image size must be a multiple of {2 ** n_downsample}, got {image_size}")
-        if image_size < min_multiscale_size(d_layers, d_scales):
-            raise ValueError(f"model.d_layers={d_layers} with d_scales={d_scales} needs image_size >= "
-                             f"{min_multiscale_size(d_layers, d_scales)}, got {image_size}")
+        check_sizes("MUNIT", image_size, d_layers=d_layers, d_scales=d_scales, n_downsample=n_downsample)
         super().__init__(image_size, ndf=ndf, d_layers=d_layers, d_scales=d_scales, gan_weight=gan_weight,
                          lr=lr, beta_1=beta_1, beta_2=beta_2, weight_decay=weight_decay, **kwargs)
         size, width = image_size // 2 ** n_downsample, dim * 2 ** n_downsample

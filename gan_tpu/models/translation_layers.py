@@ -110,6 +110,16 @@ def min_multiscale_size(n_layers: int, scales: int) -> int:
     return 2 ** (n_layers + scales - 1)
 
 
+def check_sizes(model: str, image_size: int, *, d_layers: int, d_scales: int, n_downsample: int = 0) -> None:
+    """Refuse, naming the option, an image size the encoders (`n_downsample` halvings) or the
+    multi-scale discriminator (a 1x1 patch map at its coarsest scale) cannot take."""
+    if n_downsample and image_size % 2 ** n_downsample:
+        raise ValueError(f"{model} image size must be a multiple of {2 ** n_downsample}, got {image_size}")
+    if image_size < min_multiscale_size(d_layers, d_scales):
+        raise ValueError(f"model.d_layers={d_layers} with d_scales={d_scales} needs image_size >= "
+                         f"{min_multiscale_size(d_layers, d_scales)}, got {image_size}")
+
+
 def multiscale_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 4, scales: int = 3,
                              spectral_norm: bool = False, slope: float = 0.2, name: str = "ms_d") -> keras.Model:
     """The authors' MsImageDis: per scale, n_layers 4x4 stride-2 convs (ndf·2^i, LeakyReLU

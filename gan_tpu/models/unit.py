@@ -32,8 +32,8 @@ from keras import ops
 
 from gan_tpu import losses
 from gan_tpu.models.registry import register
-from gan_tpu.models.translation_layers import (TwoDomainGAN, content_encoder_head, min_multiscale_size,
-                                               res_block, upsampling_tail)
+from gan_tpu.models.translation_layers import (TwoDomainGAN, check_sizes, content_encoder_head, res_block,
+                                               upsampling_tail)
 
 
 def unit_private_encoder(image_size, *, dim, n_downsample, n_res, name):
@@ -78,11 +78,7 @@ class UNIT(TwoDomainGAN):
                  **kwargs):
         if n_res < 1:
             raise ValueError(f"model.n_res must be >= 1 (one block is the shared one), got {n_res}")
-        if image_size % 2 ** n_downsample:
-            raise ValueError(f"UNIT image size must be a multiple of {2 ** n_downsample}, got {image_size}")
-        if image_size < min_multiscale_size(d_layers, d_scales):
-            raise ValueError(f"model.d_layers={d_layers} with d_scales={d_scales} needs image_size >= "
-                             f"{min_multiscale_size(d_layers, d_scales)}, got {image_size}")
+        check_sizes("UNIT", image_size, d_layers=d_layers, d_scales=d_scales, n_downsample=n_downsample)
         super().__init__(image_size, ndf=ndf, d_layers=d_layers, d_scales=d_scales, gan_weight=gan_weight,
                          lr=lr, beta_1=beta_1, beta_2=beta_2, weight_decay=weight_decay, **kwargs)
         size, width = image_size // 2 ** n_downsample, dim * 2 ** n_downsample
