@@ -1,6 +1,8 @@
 """Backend-free building blocks shared by the models (Keras 3 layers and keras.ops only)."""
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -149,6 +151,24 @@ def _phase_taps(kernel: int, stride: int, pad: int) -> list[tuple[int, int, int,
     return phases
 
 
+_SHARED_PHASE_KERNELS: list[dict] = []
+
+
+@contextlib.contextmanager
+def shared_phase_kernels():
+    """Within: a `PhaseConv2DTranspose` called again on the same kernel value reuses its
+    phase kernels, so in one traced loss (CycleGAN's translate, cycle and identity passes)
+    the uses' kernel gradients are summed in the phase layout and mapped back to the
+    kernel's layout once, not per use (per use, XLA fused those transposes into Adam's
+    update: 29 % of the JAX CycleGAN step, issue 18). Only for immutable values (a traced
+    JAX loss): a variable assigned in place inside would keep stale phase kernels."""
+    _SHARED_PHASE_KERNELS.append({})
+    try:
+        yield
+    finally:
+        _SHARED_PHASE_KERNELS.pop()
+
+
 @keras.saving.register_keras_serializable(package="gan_tpu")
 class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
     """`keras.layers.Conv2DTranspose` (same weights, options and outputs) computed as one
@@ -167,7 +187,6 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
     def __init__(self, *args, phases: bool | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.phases = phases
-        self._phase_cache = None  # (kernel value, its phase kernels)
 
     def get_config(self):
         return {**super().get_config(), "phases": self.phases}
@@ -182,15 +201,14 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
         """The kernel as s_h*s_w stride-1 kernels (taps_h, taps_w, in, out), taps in input
         order, indexed by residue (row residue * s_w + column residue; see `_phase_taps`).
 
-        One pad, flip, reshape and transpose, then a split, computed once per kernel value:
-        a network used several times in a traced step (CycleGAN's translate, cycle and
-        identity passes) shares them, so the gradients of the uses are summed in the phase
-        layout and mapped back to the kernel's once. (Per use and per phase, as strided
-        slices, that mapping was 40 % of the JAX CycleGAN step, then 29 % as per-use copies
-        fused into Adam's update; issue 18.)"""
+        One pad, flip, reshape and transpose, then a split; inside `shared_phase_kernels`,
+        once per kernel value. (As strided slices per phase, their gradient was 40 % of the
+        JAX CycleGAN step on XLA:CPU, issue 18.)"""
         value = self.kernel.value
-        if self._phase_cache is not None and self._phase_cache[0] is value:
-            return self._phase_cache[1]
+        cache = _SHARED_PHASE_KERNELS[-1] if _SHARED_PHASE_KERNELS else None
+        key = (id(self), id(value))
+        if cache is not None and key in cache and cache[key][0] is value:
+            return cache[key][1]
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         th, tw = -(-kh // sh), -(-kw // sw)
         k = value
@@ -199,7 +217,8 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
         k = ops.reshape(ops.flip(ops.flip(k, 0), 1), (th, sh, tw, sw, self.filters, -1))
         k = ops.reshape(ops.transpose(k, (1, 3, 0, 2, 5, 4)), (sh * sw, th, tw, -1, self.filters))
         kernels = [ops.squeeze(part, 0) for part in ops.split(k, sh * sw, axis=0)]
-        self._phase_cache = (value, kernels)
+        if cache is not None:
+            cache[key] = (value, kernels)
         return kernels
 
     def call(self, inputs):
