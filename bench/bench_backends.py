@@ -66,11 +66,17 @@ def step_uses(model) -> dict[str, float]:
         g = (3 if model.identity_weight else 2) * 3
         d = 1 * 2 + 2 * 3 * model.n_critic
         return {"g_monet": g, "g_photo": g, "d_monet": d, "d_photo": d}
-    if name == "UGATIT":  # D player: each G once without gradients, each D on real + fake;
+    if name in ("UGATIT", "UGATITLight"):  # D player: each G once without gradients, each D on real + fake;
         # G player: each G 3 times (translate, cycle, identity), each D once on the fakes
         uses = {"g_monet": 1 + 3 * 3, "g_photo": 1 + 3 * 3}
         uses.update({d: 2 * 3 + 1 * 2 for d in ("d_monet_global", "d_monet_local", "d_photo_global", "d_photo_local")})
         return uses
+    if name == "CUT":  # G player: G on the photos (and paintings, nce_identity), D once on the fakes,
+        # the encoder (G's layers up to the last NCE tap) on fakes and reals, the heads on each
+        # group's queries (trained) and keys (no gradient); D player: D on real + fake
+        groups = 2 if model.nce_identity else 1
+        return {"generator": groups * 3, "discriminator": 1 * 2 + 2 * 3, "_encoder": 2 * groups * 3,
+                "patch_heads": groups * model.num_patches * (3 + 1)}
     raise SystemExit(f"bench_backends: no pass count for {name} (add it to step_uses)")
 
 

@@ -11,7 +11,7 @@ reproduces it:
 * generate:   bench/bench_generate.py     generation + zip images/s, vs eager calls + PIL saves + make_archive
 * score:      bench/bench_score.py        MiFID of 10,000 x 2,048 features vs the SciPy transcription,
                                           and the float32 vs float64 error
-* backends:   bench/bench_backends.py     CycleGAN (and U-GAT-IT, full run) step + generation on JAX vs
+* backends:   bench/bench_backends.py     CycleGAN (and U-GAT-IT, CUT, full run) step + generation on JAX vs
                                           TensorFlow + XLA: time, compiled vs analytic FLOPs, % of peak
 
 BENCHMARKS.md is made of sections between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`
@@ -73,9 +73,12 @@ ARGS = {
     "score": (["--repeats", "3"], ["--repeats", "5"]),
     # one bench_backends.py run per entry (bench_backends' own arguments)
     "backends": ([["--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--steps", "3", "--gen-count", "8", "--gen-repeats", "3"]],
-                 [["--size", "64", "--set", "ngf=32", "--set", "ndf=32", "--steps", "5"],
-                  ["--size", "128", "--set", "ngf=32", "--set", "ndf=32", "--steps", "5"],
-                  ["--model", "ugatit_light", "--size", "64", "--set", "ngf=16", "--set", "ndf=16", "--steps", "5"]]),
+                 [["--size", "64", "--set", "ngf=32", "--set", "ndf=32", "--steps", "5", "--gen-count", "8"],
+                  ["--size", "128", "--set", "ngf=32", "--set", "ndf=32", "--steps", "5", "--gen-count", "0"],
+                  ["--model", "ugatit_light", "--size", "64", "--set", "ngf=16", "--set", "ndf=16",
+                   "--set", "global_layers=6", "--steps", "5", "--gen-count", "0"],  # 7 layers need 96 px
+                  ["--model", "cut", "--size", "64", "--set", "ngf=16", "--set", "ndf=16", "--steps", "5",
+                   "--gen-count", "0"]]),
 }
 
 

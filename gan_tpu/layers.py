@@ -1,6 +1,8 @@
 """Backend-free building blocks shared by the models (Keras 3 layers and keras.ops only)."""
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -134,15 +136,37 @@ def upsample_conv(x, filters: int, *, mode: str, name: str, transpose_kernel: in
                                kernel_initializer=init, name=f"{name}_conv")(x)
 
 
-def _phase_taps(kernel: int, stride: int, pad: int) -> list[tuple[int, list[int]]]:
-    """Per output phase a (output index s*m + a): (offset of its first input, kernel taps in
-    input order), for y[s*m + a] = sum_t x[m + offset + t] * K[taps[t]]."""
+def _phase_taps(kernel: int, stride: int, pad: int) -> list[tuple[int, int, int, int]]:
+    """Per output phase a (output index s*m + a): (offset, residue, zeros, taps), for
+    y[s*m + a] = sum_{t < taps} x[m + offset + t] * K'[t + zeros, residue], where K' is the
+    kernel zero-padded to T*s taps (T = ceil(kernel / s)), flipped, and split as [T, s]; the
+    phase's `zeros` (0 or 1) leading taps fall on that zero padding and are dropped."""
+    taps_per_phase = -(-kernel // stride)
+    padded = taps_per_phase * stride
     phases = []
     for a in range(stride):
-        taps = [k for k in range(kernel) if (a + pad - k) % stride == 0]
-        taps.sort(key=lambda k: (a + pad - k) // stride)
-        phases.append(((a + pad - taps[0]) // stride, taps))
+        last = max(k for k in range(padded) if (a + pad - k) % stride == 0)  # its first tap in input order
+        zeros = int(last >= kernel)
+        phases.append(((a + pad - last) // stride + zeros, padded - 1 - last, zeros, taps_per_phase - zeros))
     return phases
+
+
+_SHARED_PHASE_KERNELS: list[dict] = []
+
+
+@contextlib.contextmanager
+def shared_phase_kernels():
+    """Within: a `PhaseConv2DTranspose` called again on the same kernel value reuses its
+    phase kernels, so in one traced loss (CycleGAN's translate, cycle and identity passes)
+    the uses' kernel gradients are summed in the phase layout and mapped back to the
+    kernel's layout once, not per use (per use, XLA fused those transposes into Adam's
+    update: 29 % of the JAX CycleGAN step, issue 18). Only for immutable values (a traced
+    JAX loss): a variable assigned in place inside would keep stale phase kernels."""
+    _SHARED_PHASE_KERNELS.append({})
+    try:
+        yield
+    finally:
+        _SHARED_PHASE_KERNELS.pop()
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -173,6 +197,30 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
                 and tuple(self.dilation_rate) == (1, 1) and all(k >= s for k, s in zip(self.kernel_size, self.strides))
                 and shape[1] is not None and shape[2] is not None)
 
+    def _phase_kernels(self) -> list:
+        """The kernel as s_h*s_w stride-1 kernels (taps_h, taps_w, in, out), taps in input
+        order, indexed by residue (row residue * s_w + column residue; see `_phase_taps`).
+
+        One pad, flip, reshape and transpose, then a split; inside `shared_phase_kernels`,
+        once per kernel value. (As strided slices per phase, their gradient was 40 % of the
+        JAX CycleGAN step on XLA:CPU, issue 18.)"""
+        value = self.kernel.value
+        cache = _SHARED_PHASE_KERNELS[-1] if _SHARED_PHASE_KERNELS else None
+        key = (id(self), id(value))
+        if cache is not None and key in cache and cache[key][0] is value:
+            return cache[key][1]
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        th, tw = -(-kh // sh), -(-kw // sw)
+        k = value
+        if th * sh > kh or tw * sw > kw:
+            k = ops.pad(k, [[0, th * sh - kh], [0, tw * sw - kw], [0, 0], [0, 0]])
+        k = ops.reshape(ops.flip(ops.flip(k, 0), 1), (th, sh, tw, sw, self.filters, -1))
+        k = ops.reshape(ops.transpose(k, (1, 3, 0, 2, 5, 4)), (sh * sw, th, tw, -1, self.filters))
+        kernels = [ops.squeeze(part, 0) for part in ops.split(k, sh * sw, axis=0)]
+        if cache is not None:
+            cache[key] = (value, kernels)
+        return kernels
+
     def call(self, inputs):
         if not self._phases_apply(inputs.shape):
             return super().call(inputs)
@@ -180,21 +228,21 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
         # Keras' "same" transposed conv: output s*H, kernel tap k of input i lands on s*i + k - pad
         pads = [k - 1 - min((s + k - 2) // 2 + (s + k - 2) % 2, k - 1) for k, s in ((kh, sh), (kw, sw))]
         rows, cols = _phase_taps(kh, sh, pads[0]), _phase_taps(kw, sw, pads[1])
-        lo = [max(0, -min(off for off, _ in p)) for p in (rows, cols)]
-        hi = [max(0, max(off + len(t) - 1 for off, t in p)) for p in (rows, cols)]
+        kernels = self._phase_kernels()
+        lo = [max(0, -min(off for off, _, _, _ in p)) for p in (rows, cols)]
+        hi = [max(0, max(off + n - 1 for off, _, _, n in p)) for p in (rows, cols)]
         x = ops.pad(inputs, [[0, 0], [lo[0], hi[0]], [lo[1], hi[1]], [0, 0]])
         h, w = inputs.shape[1], inputs.shape[2]
         out_rows = []
-        for r_off, r_taps in rows:
+        for r_off, r_res, r_zeros, r_taps in rows:
             out_cols = []
-            for c_off, c_taps in cols:
-                # the phase's taps, a strided slice of the kernel, flipped into input order
-                r0, c0 = min(r_taps), min(c_taps)
-                k = self.kernel[r0:r0 + sh * (len(r_taps) - 1) + 1:sh, c0:c0 + sw * (len(c_taps) - 1) + 1:sw]
-                k = ops.flip(ops.flip(k, 0), 1)  # (taps_h, taps_w, out, in)
+            for c_off, c_res, c_zeros, c_taps in cols:
+                k = kernels[r_res * sw + c_res]
+                if r_zeros or c_zeros:
+                    k = k[r_zeros:, c_zeros:]
                 r, c = lo[0] + r_off, lo[1] + c_off
-                window = x[:, r:r + h + len(r_taps) - 1, c:c + w + len(c_taps) - 1, :]
-                out_cols.append(ops.conv(window, ops.transpose(k, (0, 1, 3, 2)), strides=1, padding="valid"))
+                window = x[:, r:r + h + r_taps - 1, c:c + w + c_taps - 1, :]
+                out_cols.append(ops.conv(window, k, strides=1, padding="valid"))
             out_rows.append(ops.stack(out_cols, axis=3))  # (B, H, W, sw, C)
         outputs = ops.reshape(ops.stack(out_rows, axis=2), (-1, h * sh, w * sw, self.filters))
         if self.use_bias:

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from gan_tpu.layers import PhaseConv2DTranspose, ReflectionPadding2D, norm_layer
+from gan_tpu.layers import PhaseConv2DTranspose, ReflectionPadding2D, norm_layer, shared_phase_kernels
 
 
 def _normalized(kind: str, size: int, channels: int = 6):
@@ -86,3 +86,15 @@ def test_phase_conv_transpose_falls_back_and_round_trips_its_config():
     np.testing.assert_allclose(valid(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)  # Keras' own path
     restored = keras.layers.deserialize(keras.layers.serialize(valid))
     assert type(restored) is PhaseConv2DTranspose and restored.get_config() == valid.get_config()
+
+
+def test_phase_kernels_are_shared_by_the_calls_inside_shared_phase_kernels_only():
+    reference, phases = _transposed_pair(3, 2, False)
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32)
+    assert phases._phase_kernels() is not phases._phase_kernels()
+    with shared_phase_kernels():
+        first = phases._phase_kernels()
+        assert phases._phase_kernels() is first
+        inside = phases(x).numpy()
+    assert phases._phase_kernels() is not first
+    np.testing.assert_allclose(inside, reference(x).numpy(), rtol=1e-5, atol=1e-5)

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from gan_tpu.layers import shared_phase_kernels
+
 
 class PlayersOptimizer(keras.optimizers.Optimizer):
     """`model.optimizer` on JAX: no state but its own step counter, and as `variables`
@@ -98,7 +100,8 @@ def train_step(model, state, data):
         def loss_fn(p_values, context_in, player=player, p_vars=p_vars):
             current = dict(values)
             current.update((id(v), x) for v, x in zip(p_vars, p_values))
-            with keras.StatelessScope(state_mapping=[(v, current[id(v)]) for v in model_vars]) as scope:
+            mapping = [(v, current[id(v)]) for v in model_vars]
+            with keras.StatelessScope(state_mapping=mapping) as scope, shared_phase_kernels():
                 context_out = dict(context_in)
                 loss, logged = player.loss(data, context_out, True)
                 scaled = opt.scale_loss(loss)

@@ -12,7 +12,7 @@ import math
 import keras
 from keras import layers
 
-from gan_tpu.layers import norm_layer, weight_init  # "layer": per-channel affine, as in Gulrajani et al.
+from gan_tpu.layers import norm_layer, upsample_conv, weight_init  # "layer": per-channel affine, as in Gulrajani et al.
 
 
 def _levels(image_size: int, smallest: int = 4) -> int:
@@ -46,12 +46,10 @@ def dcgan_generator(image_size: int, *, latent_dim: int = 100, ngf: int = 64, no
     x = norm_layer(norm, name=f"{name}_project_norm")(x)
     x = layers.ReLU(name=f"{name}_project_act")(x)
     for i in range(1, n):
-        x = layers.Conv2DTranspose(_width(ngf, n - 1 - i), 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
+        x = upsample_conv(x, _width(ngf, n - 1 - i), mode="transpose", name=f"{name}_up{i}")
         x = norm_layer(norm, name=f"{name}_up{i}_norm")(x)
         x = layers.ReLU(name=f"{name}_up{i}_act")(x)
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=weight_init(),
-                               name=f"{name}_out_conv")(x)
+    x = upsample_conv(x, 3, mode="transpose", name=f"{name}_out", use_bias=True)
     return keras.Model(z, _out(x, name), name=name)
 
 
@@ -162,8 +160,7 @@ def artgan_znet(*, latent_dim: int, classes: int, ngf: int, channels: int, name:
     x = layers.Reshape((4, 4, _width(ngf, 3)), name=f"{name}_reshape")(x)
     x = norm_layer("batch", name=f"{name}_project_norm")(x)
     x = layers.ReLU(name=f"{name}_project_act")(x)
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=weight_init(), name=f"{name}_up_conv")(x)
+    x = upsample_conv(x, channels, mode="transpose", name=f"{name}_up")
     x = norm_layer("batch", name=f"{name}_up_norm")(x)
     x = layers.ReLU(name=f"{name}_up_act")(x)
     return keras.Model([z, y], x, name=name)
@@ -175,12 +172,10 @@ def artgan_decoder(image_size: int, *, ngf: int, channels: int, name: str = "dec
     inputs = keras.Input((ARTGAN_LATENT_SIZE, ARTGAN_LATENT_SIZE, channels), name=f"{name}_in")
     x = inputs
     for i in range(1, n):
-        x = layers.Conv2DTranspose(_width(ngf, n - 1 - i), 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"{name}_up{i}_conv")(x)
+        x = upsample_conv(x, _width(ngf, n - 1 - i), mode="transpose", name=f"{name}_up{i}")
         x = norm_layer("batch", name=f"{name}_up{i}_norm")(x)
         x = layers.ReLU(name=f"{name}_up{i}_act")(x)
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=weight_init(),
-                               name=f"{name}_out_conv")(x)
+    x = upsample_conv(x, 3, mode="transpose", name=f"{name}_out", use_bias=True)
     return keras.Model(inputs, _out(x, name), name=name)
 
 
