@@ -439,8 +439,7 @@ def run_noise(args) -> tuple[list[dict], str]:
         fake = sample_paintings(run.model, len(paintings))
         shutil.rmtree(out, ignore_errors=True)
         row = {"model": name, "paintings": len(paintings), "steps": int(run.step.numpy()), "seconds": round(seconds, 1),
-               "first_step": round(limit.first_step or 0.0, 1),
-               "ema": float(cfg["model"].get("ema", 0.0)), **set_scores(fake, paintings, extractor)}
+               "first_step": round(limit.first_step or 0.0, 1), **set_scores(fake, paintings, extractor)}
         rows.append(row)
         print(json.dumps(row), flush=True)
         grid_rows.append(np.concatenate(list(fake[:GRID_SAMPLES]), axis=1))
@@ -528,7 +527,7 @@ def main(argv=None) -> int:
                         help="grid: the `monet` grid PNG whose tiles' checkerboard index to print")
     parser.add_argument("--section", default=None,
                         help="the BENCHMARKS.md section (and results file) to write: default the "
-                             "subcommand's own (quality, monet)")
+                             "subcommand's own (quality, monet, noise)")
     args = parser.parse_args(argv)
     choices = NOISE_CHOICES if args.what == "noise" else VARIANTS
     args.models = args.models or list(NOISE_MODELS if args.what == "noise" else VARIANTS)
