@@ -21,8 +21,9 @@ against the filtered set with the `tiny` extractor, and the checkerboard index
 (trainB_first1200); writes a grid of held-out photos beside their translations and scores the
 translations against the held-out paintings (testA) with the `tiny` extractor.
 
-`noise`: each noise model trains on the 300 paintings (trainA) for the same budget, paints 300
-images, scored against the paintings (`tiny` FID/KID, checkerboard), and one combined grid.
+`noise`: each noise model trains on the Monet paintings of trainA (1,072 in monet2photo; Kaggle's
+300 are not in ../shared) for the same budget, paints as many images, scored against the
+paintings (`tiny` FID/KID, checkerboard), and one combined grid.
 
 `grid`: the checkerboard index of a `monet` grid's photo tiles and translation tiles (for an
 old run whose translations only the committed grid keeps).

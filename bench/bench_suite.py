@@ -52,7 +52,7 @@ TITLES = {
     "quality-1core": "Paired-truth style benchmark on one pinned core (quality, not speed)",
     "monet-1core": "A real Monet run on one pinned core (quality, not speed)",
     "zoo-1core": "Translation zoo on the paired-truth benchmark, one pinned core (quality, not speed)",
-    "noise": "Noise models on the 300 paintings (quality, not speed)",
+    "noise": "Noise models on the Monet paintings (quality, not speed)",
 }
 HEADER = """# Benchmarks
 
