@@ -48,6 +48,11 @@ TITLES = {
     # written by bench/bench_quality.py (`make bench-quality`, `make bench-monet`)
     "quality": "Paired-truth style benchmark (quality, not speed)",
     "monet": "A real Monet run (quality, not speed)",
+    # the same, measured pinned to one core (`--section`)
+    "quality-1core": "Paired-truth style benchmark on one pinned core (quality, not speed)",
+    "monet-1core": "A real Monet run on one pinned core (quality, not speed)",
+    "zoo-1core": "Translation zoo on the paired-truth benchmark, one pinned core (quality, not speed)",
+    "noise": "Noise models on the Monet paintings (quality, not speed)",
 }
 HEADER = """# Benchmarks
 
