@@ -258,8 +258,12 @@ def test_one_cyclegan_step_is_the_same_on_jax_and_tensorflow(jax_run):
         assert results["step_losses"][name] == pytest.approx(value, rel=1e-4), name
     jax_weights = np.load(os.path.join(folder, "jax_weights.npz"))
     assert len(jax_weights.files) == len(tf_side["weights"])
+    # JAX computes the transposed convs as per-phase stride-1 convs (layers.PhaseConv2DTranspose),
+    # TF with its own kernels: other summation orders, so more near-zero gradients amplified by
+    # Adam's first step (measured on 2 cores: 46 of 40,760 weights, 0.11 %, beyond the tight
+    # tolerance, every one within 2·lr); 0.5 % leaves 4x that, and a real bug moves most weights.
     assert_same_after_one_adam_step([jax_weights[f"arr_{i}"] for i in range(len(jax_weights.files))],
-                                    tf_side["weights"], lr=2e-4)
+                                    tf_side["weights"], lr=2e-4, within=0.995)
 
 
 def test_checkpoints_move_between_backends_with_the_same_generator_outputs(jax_run):
