@@ -173,11 +173,21 @@ def export(run: Run, best_epoch: int | None = None, best: float | None = None) -
             return save_network(run.model.exported, final)
     with run.model.painting_weights():
         save_network(run.model.exported, os.path.join(run.out_dir, LAST))
-    run.model.exported.set_weights(keras.models.load_model(best_path, compile=False).get_weights())
-    run.best_generator = best_path
+    paint_with(run, best_path)
     log.info("eval: exporting the generator of epoch %d (MiFID %.2f) as %s; the last one as %s",
              best_epoch, best, FINAL, LAST)
     return save_network(run.model.exported, final)
+
+
+def paint_with(run: Run, path: str) -> None:
+    """Give the run's network the weights of the generator saved at `path` (its best by
+    MiFID); the run paints with them from then on (`painting`)."""
+    try:
+        run.model.exported.set_weights(load_keras(path).get_weights())
+    except ValueError as err:  # another model's generator
+        raise UserError(f"{path}: does not fit model {run.cfg['model']['name']!r} "
+                        f"({str(err).splitlines()[0][:160]})") from None
+    run.best_generator = path
 
 
 @contextlib.contextmanager
@@ -230,12 +240,7 @@ def load(run_dir: str | None = None, checkpoint: str | None = None):
     run = make_run(cfg)
     best = os.path.join(run_dir, BEST)
     if checkpoint is None and os.path.isfile(best):
-        try:
-            run.model.exported.set_weights(load_keras(best).get_weights())
-        except ValueError as err:  # another model's generator
-            raise UserError(f"{best}: does not fit model {cfg['model']['name']!r} "
-                            f"({str(err).splitlines()[0][:160]})") from None
-        run.best_generator = best
+        paint_with(run, best)
         return run, run.model.exported
     if restore(run, checkpoint) is None:
         raise UserError(f"{run_dir}: holds no checkpoint yet")
