@@ -151,6 +151,21 @@ def _phase_taps(kernel: int, stride: int, pad: int) -> list[tuple[int, int, int,
     return phases
 
 
+def _window(x, offsets, taps):
+    """The input rows/columns m + offset .. m + offset + taps - 1 for every m, as a slice of `x`
+    then zero padding, so XLA folds the padding into the convolution that follows (its FLOPs
+    then skip taps on the zeros, as a transposed convolution's own lowering does)."""
+    slices, pads = [slice(None)], [[0, 0]]
+    for axis, (off, n) in enumerate(zip(offsets, taps), start=1):
+        size = x.shape[axis]
+        start = min(max(0, off), size)
+        stop = min(max(start, size + off + n - 1), size)
+        slices.append(slice(start, stop))
+        pads.append([start - off, size + off + n - 1 - stop])
+    x = x[tuple(slices) + (slice(None),)]
+    return ops.pad(x, pads + [[0, 0]]) if any(p != [0, 0] for p in pads) else x
+
+
 _SHARED_PHASE_KERNELS: list[dict] = []
 
 
@@ -177,8 +192,9 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
     Why: Keras lowers a transposed convolution on JAX to `lax.conv_transpose`, whose kernel
     gradient XLA emits as a convolution in a transposed, reversed layout; on XLA:CPU that
     gradient runs 30-40x slower than this form's whole backward pass (issue 18). The
-    phase form has only ordinary convolutions forward and backward, and the textbook FLOPs
-    (2 k^2 Cin Cout per input pixel: the border taps XLA skips are computed on zeros). Used for
+    phase form has only ordinary convolutions forward and backward; each phase's zero padding
+    is folded into its convolution, so XLA counts the forward FLOPs as for Keras' lowering
+    (no taps on the border's zeros; the gradients still compute some). Used for
     padding "same" without output_padding or dilation, channels_last, kernel >= stride and
     a static input size; anything else runs Keras' own lowering. `phases=None` (default):
     only on JAX, since TensorFlow's own lowering has no such gradient (its Conv2DBackpropFilter).
@@ -229,9 +245,6 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
         pads = [k - 1 - min((s + k - 2) // 2 + (s + k - 2) % 2, k - 1) for k, s in ((kh, sh), (kw, sw))]
         rows, cols = _phase_taps(kh, sh, pads[0]), _phase_taps(kw, sw, pads[1])
         kernels = self._phase_kernels()
-        lo = [max(0, -min(off for off, _, _, _ in p)) for p in (rows, cols)]
-        hi = [max(0, max(off + n - 1 for off, _, _, n in p)) for p in (rows, cols)]
-        x = ops.pad(inputs, [[0, 0], [lo[0], hi[0]], [lo[1], hi[1]], [0, 0]])
         h, w = inputs.shape[1], inputs.shape[2]
         out_rows = []
         for r_off, r_res, r_zeros, r_taps in rows:
@@ -240,8 +253,7 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
                 k = kernels[r_res * sw + c_res]
                 if r_zeros or c_zeros:
                     k = k[r_zeros:, c_zeros:]
-                r, c = lo[0] + r_off, lo[1] + c_off
-                window = x[:, r:r + h + r_taps - 1, c:c + w + c_taps - 1, :]
+                window = _window(inputs, (r_off, c_off), (r_taps, c_taps))
                 out_cols.append(ops.conv(window, k, strides=1, padding="valid"))
             out_rows.append(ops.stack(out_cols, axis=3))  # (B, H, W, sw, C)
         outputs = ops.reshape(ops.stack(out_rows, axis=2), (-1, h * sh, w * sw, self.filters))

@@ -96,6 +96,33 @@ def live_weights_callback():
 # ------------------------------------------------------------------ the JAX side
 
 
+def transposed_conv_flops() -> dict:
+    """XLA's compiled FLOPs of a 4x4 stride-2 transposed conv (forward; forward + both
+    gradients) on 1x1 to 8x8 inputs, as `PhaseConv2DTranspose` computes it on JAX and as
+    Keras' own lowering (`lax.conv_transpose`) does."""
+    import jax
+    import keras
+
+    from gan_tpu.layers import PhaseConv2DTranspose
+
+    def flops(fn, *args):
+        cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+        return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+    out = {}
+    for size in (1, 2, 8):
+        x = np.random.default_rng(size).normal(size=(1, size, size, 8)).astype(np.float32)
+        for phases in (True, False):
+            layer = PhaseConv2DTranspose(16, 4, strides=2, padding="same", use_bias=False, phases=phases)
+            layer.build(x.shape)
+            forward = lambda k, x, layer=layer: layer.stateless_call([k], [], x)[0]  # noqa: E731
+            both = jax.grad(lambda k, x, f=forward: keras.ops.sum(f(k, x) ** 2), argnums=(0, 1))
+            kernel = layer.kernel.value
+            out[f"{size} {'phases' if phases else 'keras'}"] = [flops(forward, kernel, x), flops(both, kernel, x)]
+    return out
+
+
+
 def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host devices
     import keras
     import tensorflow as tf
@@ -162,6 +189,7 @@ def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host 
         np.save(os.path.join(folder, "jax_noise_256.npy"), sampled)
         np.save(os.path.join(folder, "jax_noise_32.npy"), np.asarray(noise.sample(3, 4)))
 
+    out["transposed_conv_flops"] = transposed_conv_flops()
     logs = model.fit(tf.data.Dataset.from_tensors((x["monet"], x["photo"])), epochs=1, steps_per_epoch=1,
                      verbose=0).history
     out["step_losses"] = {k: float(v[-1]) for k, v in logs.items()}
@@ -280,6 +308,20 @@ def test_checkpoints_move_between_backends_with_the_same_generator_outputs(jax_r
     np.testing.assert_allclose(model.translator(photo).numpy(), np.load(os.path.join(folder, "jax_out_after.npy")),
                                rtol=0, atol=1e-5)
     assert int(model.g_optimizer.iterations.numpy()) == 1  # optimizer state came along
+
+
+def test_phase_transposed_convs_cost_no_more_forward_flops_than_keras_lowering(jax_run):
+    """Their padding is folded into the convolutions, so XLA counts no taps on zeros forward:
+    the same FLOPs as `lax.conv_transpose` (a quarter of the textbook count at 1x1). With the
+    gradients, whose zero taps are not all folded, at most 3x the textbook forward count
+    (+10 % for the elementwise loss): nothing is computed twice."""
+    flops = jax_run[1]["transposed_conv_flops"]
+    for size in (1, 2, 8):
+        (phase_fwd, phase_all), (keras_fwd, keras_all) = flops[f"{size} phases"], flops[f"{size} keras"]
+        textbook = 2 * size * size * 4 * 4 * 8 * 16
+        assert phase_fwd == keras_fwd <= textbook, (size, phase_fwd, keras_fwd)
+        assert keras_all <= phase_all <= 1.1 * 3 * textbook, (size, phase_all, keras_all)
+    assert flops["1 phases"][0] == 4 * 2 * 8 * 16  # at 1x1, each of the 4 outputs gets one of the 16 taps
 
 
 def test_gradient_penalty_and_input_gradient_agree(jax_run):

@@ -45,24 +45,25 @@ def test_reflection_padding_mirrors_the_border():
     np.testing.assert_array_equal(out[1:4, 0], x[0, :, 1, 0])  # column left = column 1
 
 
-def _transposed_pair(kernel, strides, use_bias):
+def _transposed_pair(kernel, strides, use_bias, shape=(2, 5, 6, 3)):
     reference = keras.layers.Conv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias,
                                              bias_initializer="random_normal")
     phases = PhaseConv2DTranspose(4, kernel, strides=strides, padding="same", use_bias=use_bias, phases=True)
-    shape = (2, 5, 6, 3)
     reference.build(shape)
     phases.build(shape)
     phases.set_weights(reference.get_weights())
     return reference, phases
 
 
-@pytest.mark.parametrize("kernel,strides,use_bias", [(4, 2, False), (3, 2, True), (5, 2, False), (2, 2, True),
-                                                     (3, 3, False), (3, 1, True), ((4, 3), (2, 1), False)])
-def test_phase_conv_transpose_matches_keras_values_and_gradients(kernel, strides, use_bias):
+@pytest.mark.parametrize("kernel,strides,use_bias,shape", [
+    (4, 2, False, (2, 5, 6, 3)), (3, 2, True, (2, 5, 6, 3)), (5, 2, False, (2, 5, 6, 3)), (2, 2, True, (2, 5, 6, 3)),
+    (3, 3, False, (2, 5, 6, 3)), (3, 1, True, (2, 5, 6, 3)), ((4, 3), (2, 1), False, (2, 5, 6, 3)),
+    (4, 2, False, (1, 1, 1, 3)), (5, 2, True, (1, 1, 2, 3)), (7, 3, False, (1, 2, 1, 3))])  # inputs smaller than a tap row
+def test_phase_conv_transpose_matches_keras_values_and_gradients(kernel, strides, use_bias, shape):
     import tensorflow as tf
 
-    reference, phases = _transposed_pair(kernel, strides, use_bias)
-    x = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32))
+    reference, phases = _transposed_pair(kernel, strides, use_bias, shape)
+    x = tf.constant(np.random.default_rng(0).normal(size=shape).astype(np.float32))
     weights = tf.constant(np.random.default_rng(1).normal(size=reference(x).shape).astype(np.float32))
     results = []
     for layer in (reference, phases):
@@ -71,7 +72,8 @@ def test_phase_conv_transpose_matches_keras_values_and_gradients(kernel, strides
             y = layer(x)
             loss = tf.reduce_sum(y * weights)
         results.append((y.numpy(), *[g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_variables])]))
-    assert results[0][0].shape == results[1][0].shape == (2, 5 * reference.strides[0], 6 * reference.strides[1], 4)
+    n, h, w, _ = shape
+    assert results[0][0].shape == results[1][0].shape == (n, h * reference.strides[0], w * reference.strides[1], 4)
     for want, got in zip(*results):  # float32 sums of at most 3 * 25 terms, reordered
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
