@@ -17,7 +17,9 @@ trained (forward + input and weight gradients), x2 for one that passes gradients
 its input, x1 without gradients; norms and activations are not counted. Peak: the best of a
 jitted 2048^2 float32 matmul on each backend, measured in the same run. Generation:
 `write_submission` of `--gen-count` random 256x256 photos with the model's translator at
-256 px (the same widths), on both backends, warm-up run first.
+256 px (the same widths), on both backends, warm-up run first; and one batch of 8 through
+the compiled translator alone (JAX: `jax.jit`; TensorFlow: the plain `tf.function` that
+generation runs), the per-batch cost once compiled.
 """
 from __future__ import annotations
 
@@ -203,12 +205,23 @@ class Worker:
                     return self.translator(x, training=False)
             compiled = jax.jit(forward).lower([v.value for v in tv], x).compile()
             flops, hlo = _cost(compiled), None
+            values = [v.value for v in tv]
+            run_forward = lambda: compiled(values, x).block_until_ready()  # noqa: E731
         else:
             fn = tf.function(lambda x: self.translator(x, training=False), jit_compile=True)
             hlo, flops = fn.experimental_get_compiler_ir(tf.constant(x))(stage="optimized_hlo"), None
+            graph = tf.function(lambda x: self.translator(x, training=False))  # as write_submission runs it
+            run_forward = lambda: graph(tf.constant(x)).numpy()  # noqa: E731
+        run_forward()
+        forward_s = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run_forward()
+            forward_s.append(time.perf_counter() - start)
         self.photos = np.random.default_rng(0).integers(0, 256, (cmd["count"], 256, 256, 3), dtype=np.uint8)
-        self.gen({})
-        return {"flops": flops, "hlo": hlo, "analytic": forward_flops(self.translator), "batch": len(x)}
+        first_s = self.gen({})["s"]
+        return {"flops": flops, "hlo": hlo, "analytic": forward_flops(self.translator), "batch": len(x),
+                "forward_s": statistics.median(forward_s), "first_s": first_s}
 
     def gen(self, _):
         import tensorflow as tf
@@ -347,19 +360,24 @@ def markdown(results: list[dict]) -> list[str]:
                          f"{', '.join(f'{t:.2f}' for t in row['runs_s'])} | {row['median_s'] / tf_row['median_s']:.2f}x | "
                          f"{row['flops'] / 1e9:.2f} | {row['analytic'] / 1e9:.2f} | {row['flops'] / row['analytic']:.2f} | "
                          f"{100 * row['fraction_of_peak']:.1f} |")
-    lines += ["", "Generation (`write_submission`, 256 px, translator with the same widths):", "",
-              "| model | backend | photos | s (median) | runs s | vs TF | compiled GFLOP | analytic GFLOP | % of peak |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "Generation (`write_submission`, 256 px, translator with the same widths; each call sets up "
+              "its pipeline and compiles its inference anew, so at a few photos that is most of it; "
+              "last column: one batch of 8 through the compiled translator alone, what a long generation "
+              "pays per 8 photos before JPEG):", "",
+              "| model | backend | photos | s (median) | runs s | vs TF | compiled GFLOP | analytic GFLOP | % of peak "
+              "| forward s / 8 photos |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if not r.get("gen_count"):
             continue
         tf_gen = r["rows"]["tensorflow-xla"]["gen"]
         for v, row in r["rows"].items():
             g = row["gen"]
+            forward = f"{g['forward_s']:.2f}" if "forward_s" in g else "-"  # results from before it was timed
             lines.append(f"| {r['model']} {' '.join(r['set'])} | {LABELS[v].replace(' + XLA', '')} | {r['gen_count']} | "
                          f"{g['median_s']:.2f} | {', '.join(f'{t:.2f}' for t in g['runs_s'])} | "
                          f"{g['median_s'] / tf_gen['median_s']:.2f}x | {g['flops'] / 1e9:.1f} | "
-                         f"{g['analytic'] / 1e9:.1f} | {100 * g['fraction_of_peak']:.1f} |")
+                         f"{g['analytic'] / 1e9:.1f} | {100 * g['fraction_of_peak']:.1f} | {forward} |")
     peaks = ", ".join(f"{r['peak_flops_per_s'] / 1e9:.0f}" for r in results)
     loads = ", ".join(f"{r['load_before']:.1f}-{r['load_after']:.1f}" for r in results)
     lines += ["", f"Peak (best 2048^2 float32 matmul of either backend, per run): {peaks} GFLOP/s. "
