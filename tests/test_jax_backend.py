@@ -122,7 +122,6 @@ def transposed_conv_flops() -> dict:
     return out
 
 
-
 def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host devices
     import keras
     import tensorflow as tf
