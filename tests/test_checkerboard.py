@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from gan_tpu.metrics.checkerboard import CheckerboardMeter, checkerboard_index, period2_ratios
+from gan_tpu.metrics.checkerboard import (DETAIL_FLOOR, CheckerboardMeter, checkerboard_index, detail_shares,
+                                         period2_ratios)
 
 
 def _smooth(n=24, size=64, seed=0):
@@ -54,6 +55,33 @@ def test_the_meter_streams_batches_up_to_its_limit():
     assert meter.count == 7 and meter.full
     assert meter.result() == pytest.approx(checkerboard_index(images[:7].astype(np.uint8)))
     assert CheckerboardMeter().result() is None
+
+
+def _upscaled(images, factor):
+    """Each image reduced `factor` times (block means) and enlarged back (bilinear along each axis)."""
+    n, h, w, c = images.shape
+    small = images.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+    coords = (np.arange(h) + 0.5) / factor - 0.5
+    for axis in (1, 2):
+        small = np.apply_along_axis(lambda v: np.interp(coords, np.arange(len(v)), v), axis, small)
+    return small
+
+
+def test_upscaled_images_lack_the_detail_the_index_needs():
+    detailed = _smooth(size=64)
+    assert np.median(detail_shares(detailed)) > 2 * DETAIL_FLOOR
+    meter = CheckerboardMeter()
+    meter.update(detailed)
+    assert meter.measurable and meter.detail() == pytest.approx(np.median(detail_shares(detailed)))
+    # painted at 16 px, shown at 64, with faint 8x8 blocks (JPEG's): a big "peak", no detail
+    yy, xx = np.mgrid[:64, :64]
+    blocky = _upscaled(detailed, 4) + 0.5 * ((yy % 8 == 7) | (xx % 8 == 7))[None, :, :, None]
+    assert checkerboard_index(blocky) > 5 * checkerboard_index(detailed)
+    assert np.median(detail_shares(blocky)) < DETAIL_FLOOR / 5
+    meter = CheckerboardMeter()
+    meter.update(blocky)
+    assert not meter.measurable and meter.result() == pytest.approx(checkerboard_index(blocky))
+    assert not CheckerboardMeter().measurable
 
 
 def test_odd_or_tiny_images_are_errors():

@@ -216,3 +216,17 @@ def test_score_paths_api_for_the_demo(files):
     lines = format_scores(scores, 0.1)
     assert lines[0] == "extractor:              tiny (not comparable with Kaggle's scores)"
     assert any(m.startswith("scoring 12 images") for m in logged)
+
+
+def test_score_says_why_it_skips_the_checkerboard_index_of_upscaled_images(files, tmp_path, capsys):
+    photos = decode_zip(files["zip"])
+    upscaled = tf.image.resize(tf.image.resize(photos, [32, 32], method="area"), [256, 256], method="bilinear")
+    zip_path = write_zip(tmp_path / "upscaled.zip", tf.cast(tf.round(upscaled), tf.uint8).numpy())
+    out_json = str(tmp_path / "scores.json")
+    code, out, err = score([zip_path, "--reference", files["data"], "--extractor", "tiny", "--kid-subsets", "0",
+                            "--checkerboard", "10", "--json", out_json], capsys)
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("checkerboard index:"))
+    assert "not measured: the images have little detail at the pixel scale" in line
+    scores = json.load(open(out_json))
+    assert scores["checkerboard"] is None and 0 < scores["checkerboard_detail"] < 0.01
