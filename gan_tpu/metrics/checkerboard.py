@@ -14,9 +14,9 @@ there is almost none, and JPEG's 8x8 blocks (whose harmonics include the period-
 then make the peak. Measured on 64 photos of monet2photo, as 256 px JPEGs at quality 95:
 index 2.3 as they are, 13 when first reduced to 128 px and upscaled, 44 from 32 px. So the
 share of each image's (windowed) power at periods under 4 px is measured too
-(`detail_shares`: photos' median 0.036, Monet's 0.048, those upscales' 0.0015 and 0.0001,
-from 192 px 0.005 with an index of 5.1); below a median of `DETAIL_FLOOR` the index is not
-reported (`CheckerboardMeter.measurable`).
+(`detail_shares`: photos' median 0.039, Monet's 0.050, those upscales' 0.0015 and 0.0001,
+from 192 px 0.005 with an index of 5.1; `bench/bench_checkerboard_detail.py`, BENCHMARKS.md);
+below a median of `DETAIL_FLOOR` the index is not reported (`CheckerboardMeter.measurable`).
 """
 from __future__ import annotations
 
