@@ -1,10 +1,7 @@
 """`make test-compat`: every row of the README's support matrix in its own virtual
 environment, gan_tpu installed from its wheel as users install it, then run as they run it.
 
-    python .ci/compat.py [--install-only] WHEEL [ROW ...]   (rows: kaggle-tpu gpu-tf219 floor; default all)
-
-``--install-only`` builds the venvs and stops (`.ci/run` does that beside `make test`: the
-installs are mostly download and unpacking, the suite is CPU).
+    python .ci/compat.py WHEEL [ROW ...]     (rows: kaggle-tpu gpu-tf219 floor; default all)
 
 * kaggle-tpu: Kaggle's TPU image (Python 3.12, tensorflow-cpu 2.20.0, jax/jaxlib 0.7.2 on
   CPU, newest keras and numpy), the wheel with ``--no-deps --no-index`` as the notebook
@@ -200,8 +197,6 @@ class Row:
 
 
 def main(argv: list[str]) -> int:
-    install_only = bool(argv) and argv[0] == "--install-only"
-    argv = argv[1:] if install_only else argv
     if not argv:
         raise SystemExit(__doc__)
     wheel, wanted = os.path.abspath(argv[0]), argv[1:]
@@ -228,10 +223,6 @@ def main(argv: list[str]) -> int:
     with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
         errors = dict(zip(names, pool.map(install, table.values())))
     print(f"test-compat: installed in {time.monotonic() - started:.0f} s", flush=True)
-    if install_only:
-        for name, row in table.items():
-            print(f"[{name}]", *row.lines, *([f"  {errors[name]}"] if errors[name] else []), sep="\n", flush=True)
-        return 1 if any(errors.values()) else 0
     for name, row in table.items():
         print(f"[{name}]", *row.lines, sep="\n", flush=True)
         row.lines = None
