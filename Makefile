@@ -41,7 +41,8 @@ bench-monet: $(STAMP)
 
 # Kaggle: `make data` downloads the competition into data/gan-getting-started (kaggle.json
 # needed); `make kernel KERNEL=tpu-cyclegan` (or gpu-cyclegan) uploads the wheel as a new
-# version of <you>/gan-tpu-wheel, then pushes kernels/KERNEL, which runs on Kaggle.
+# version of <you>/gan-tpu-wheel, then pushes kernels/KERNEL, which runs on Kaggle;
+# INCEPTION=OWNER/SLUG attaches a dataset (or Kaggle Model) with Kaggle's Inception graph.
 data: $(STAMP)
 	$(BIN)/gan-tpu data $(if $(OUT),--out $(OUT),)
 
@@ -53,7 +54,7 @@ wheel: $(STAMP)
 
 kernel: wheel
 	$(BIN)/gan-tpu kernels
-	$(BIN)/gan-tpu kernel $(or $(KERNEL),tpu-cyclegan)
+	$(BIN)/gan-tpu kernel $(or $(KERNEL),tpu-cyclegan) $(if $(INCEPTION),--inception $(INCEPTION),)
 
 # Side-by-side benchmarks -> BENCHMARKS.md (bench-quick: under 5 minutes on 2 CPU cores).
 # The starter-notebook baseline saves with PIL, so these install Pillow into the venv.

@@ -34,7 +34,11 @@ TENSORFLOW_DISTS = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "tensorflo
                     "tensorflow-macos", "tf-nightly", "tf-nightly-cpu")
 # The newest TensorFlow with a TPU build: tensorflow-tpu 2.20.0 (none for 2.21 yet).
 LAST_TPU_TENSORFLOW = (2, 20)
-TPU_TF_FIX = "pip uninstall -y tensorflow-cpu && pip install tensorflow-tpu==2.20.0"
+# What to do when neither JAX nor TensorFlow can drive the TPU. Not a package install: a
+# Kaggle notebook with Internet on cannot be submitted, and Kaggle dropped tensorflow-tpu
+# from its TPU image ("No TPU platform found" with the image's libtpu).
+TPU_FIX = ("restart the session (Run > Restart & clear cell outputs) so that no other process holds "
+           "the TPU, and run again; if JAX still sees no TPU, use the GPU notebook (GPU T4 x2)")
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -65,7 +69,8 @@ def tpu_kind(env: Mapping[str, str] | None = None, exists: Callable[[str], bool]
     name = env.get("TPU_NAME", "")
     if name.startswith("grpc://") or env.get("COLAB_TPU_ADDR"):
         return "node"
-    if name == "local" or env.get("TPU_ACCELERATOR_TYPE") or exists("/dev/accel0") or exists("/dev/vfio/0"):
+    if (name == "local" or env.get("TPU_ACCELERATOR_TYPE") or env.get("ISTPUVM") == "1"  # Kaggle's marker
+            or exists("/dev/accel0") or exists("/dev/vfio/0")):
         return "vm"
     return None
 
@@ -84,6 +89,23 @@ def gpu_devices(which: Callable[[str], str | None] = shutil.which) -> list[str]:
     dev = "/dev"
     names = os.listdir(dev) if os.path.isdir(dev) else []
     return sorted(f"/dev/{n}" for n in names if re.fullmatch(r"nvidia\d+", n))
+
+
+def framework_gpus(python: str = sys.executable, timeout: float = 300.0) -> tuple[int, str | None]:
+    """(GPUs TensorFlow sees, why none) asked in a fresh interpreter: this process must not
+    import TensorFlow or Keras before the Keras backend is set."""
+    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.SubprocessError) as err:
+        return 0, f"TensorFlow could not be asked ({err})"
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines or not lines[-1].isdigit():
+        errors = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        return 0, f"TensorFlow does not start ({errors[-1] if errors else f'exit status {proc.returncode}'})"
+    count = int(lines[-1])
+    return count, None if count else "TensorFlow lists no GPU (its CUDA build and the driver do not match?)"
 
 
 @dataclasses.dataclass
@@ -147,7 +169,7 @@ def choose_tpu_backend(facts: TpuFacts) -> BackendPlan:
         if facts.tpu == "node" or not facts.jax_backend:
             return BackendPlan("tensorflow", f"TPUStrategy: {why}")
         return BackendPlan("tensorflow", f"TPUStrategy: {why} ({jax_note})")
-    return BackendPlan(None, f"{why}, and {jax_note}", fix=TPU_TF_FIX)
+    return BackendPlan(None, f"{why}, and {jax_note}", fix=TPU_FIX)
 
 
 def tpu_facts(probe_jax: bool = True, env: Mapping[str, str] | None = None) -> TpuFacts:

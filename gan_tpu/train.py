@@ -18,6 +18,7 @@ from gan_tpu import budget, data, plan, runs, runtime
 from gan_tpu.callbacks import BudgetGuard, Checkpointer, NanGuard, PlotWriter, SampleGrid
 from gan_tpu.errors import UserError
 from gan_tpu.metrics.callback import MiFIDCallback
+from gan_tpu.progress import EpochLines, is_terminal
 
 log = logging.getLogger("gan_tpu")
 
@@ -52,7 +53,8 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     generation reserve (a gan_tpu.budget.GenerationReserve, measured before training). A
     non-finite loss stops training and restores the last good checkpoint (`Run.diverged`
     says which loss at which step). `clock` (seconds) and `extractor` (for `[eval]`)
-    replace the real ones in tests.
+    replace the real ones in tests. `verbose` "auto": Keras's bar on a terminal, else
+    one plain line per epoch (gan_tpu.progress).
     """
     out = cfg["output"]["dir"]
     auto = cfg["train"]["epochs"] == "auto"
@@ -117,6 +119,9 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     if planner is not None:
         all_callbacks[:0] = [guard, planner]
     all_callbacks += [history, PlotWriter(out), *callbacks]
+    if verbose == "auto" and not is_terminal():  # a log file or a committed notebook: plain lines
+        verbose = 0
+        all_callbacks.append(EpochLines())
     if evaluator is not None and not evaluator.eval_s:
         evaluator.warm_up(first_epoch)
     if planner is not None:
@@ -186,6 +191,10 @@ def make_evaluator(run: runs.Run, photo: data.Source, count: int, extractor=None
     from gan_tpu.metrics.score import load_reference
 
     cfg = run.cfg
+    if cfg["eval"]["extractor"] == "tiny":
+        log.warning('[eval] picks the best generator by the "tiny" extractor, a fixed random network whose '
+                    'scores mean nothing for MiFID: set eval.extractor="kaggle:PATH" to Kaggle\'s Inception '
+                    '(classify_image_graph_def.pb), or eval.every=0 to train on every photo')
     extractor = extractor or get_extractor(cfg["eval"]["extractor"], strategy=None)
     reference, _ = load_reference(cfg["eval"]["reference"] or cfg["data"]["monet"], extractor,
                                     cache_dir=os.path.join(run.out_dir, "eval"), log=log.info)

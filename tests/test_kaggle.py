@@ -38,16 +38,23 @@ def test_tpu_kind_from_environment():
     assert gk.tpu_kind({"TPU_NAME": "local"}, none) == "vm"
     assert gk.tpu_kind({}, lambda path: path == "/dev/vfio/0") == "vm"
     assert gk.tpu_kind({}, lambda path: path == "/dev/accel0") == "vm"
+    assert gk.tpu_kind({"ISTPUVM": "1"}, none) == "vm"  # Kaggle's marker on its TPU VMs
+    assert gk.tpu_kind({"ISTPUVM": "0"}, none) is None
 
 
-def test_data_root_kaggle_local_and_gcs():
-    on_kaggle = lambda path: path == gk.KAGGLE_DATA  # noqa: E731
+def test_data_root_kaggle_local_and_gcs(tmp_path):
     gcs = lambda: "gs://kds-0123/gan-getting-started"  # noqa: E731
-    assert gk.data_root({}, lambda path: False, gcs) == "data/gan-getting-started"
-    assert gk.data_root({}, on_kaggle, gcs) == "/kaggle/input/gan-getting-started"
-    assert gk.data_root({"TPU_NAME": "local"}, on_kaggle, gcs) == "/kaggle/input/gan-getting-started"
+    root = str(tmp_path / "input")
+    assert gk.data_root({}, root, gcs) == "data/gan-getting-started"
+    data = tmp_path / "input" / "competitions" / "gan-getting-started"
+    for sub in ("monet_tfrec", "photo_tfrec"):
+        (data / sub).mkdir(parents=True)
+    assert gk.data_root({}, root, gcs) == str(data)
+    assert gk.data_root({"TPU_NAME": "local"}, root, gcs) == str(data)
     # An older TPU node's host cannot read this VM's disk: the GCS copy.
-    assert gk.data_root({"TPU_NAME": "grpc://10.0.0.2:8470"}, on_kaggle, gcs) == "gs://kds-0123/gan-getting-started"
+    assert gk.data_root({"TPU_NAME": "grpc://10.0.0.2:8470"}, root, gcs) == "gs://kds-0123/gan-getting-started"
+    # $GAN_TPU_KAGGLE_ROOT stands in for /kaggle.
+    assert gk.data_root({"GAN_TPU_KAGGLE_ROOT": str(tmp_path)}, gcs_path=gcs) == str(data)
 
 
 def test_gcs_path_without_kaggle_datasets_is_a_user_error():
@@ -86,7 +93,7 @@ def facts(dists, jax_backend=False, jax_platform=None, tpu="vm", jax_error=None)
 def test_kaggle_tpu_image_without_jax_stops_with_the_fix():
     plan = gk.choose_tpu_backend(facts(KAGGLE_TPU_IMAGE))
     assert not plan.ok
-    assert plan.fix == "pip uninstall -y tensorflow-cpu && pip install tensorflow-tpu==2.20.0"
+    assert plan.fix == gk.TPU_FIX and "restart the session" in plan.fix
     assert "tensorflow-cpu 2.20.0 has no TPU support" in plan.reason
     assert "JAX is not installed" in plan.reason
 
@@ -105,7 +112,7 @@ def test_broken_jax_path_falls_back_to_tpu_strategy_or_stops():
     plan = gk.choose_tpu_backend(facts(tf_tpu, jax_backend=True, jax_error="libtpu is in use"))
     assert plan.backend == "tensorflow" and "libtpu is in use" in plan.reason
     plan = gk.choose_tpu_backend(facts(KAGGLE_TPU_IMAGE, jax_backend=True, jax_platform="cpu"))
-    assert not plan.ok and "JAX runs on cpu" in plan.reason and plan.fix == gk.TPU_TF_FIX
+    assert not plan.ok and "JAX runs on cpu" in plan.reason and plan.fix == gk.TPU_FIX
 
 
 @pytest.mark.parametrize("dists, capable", [
@@ -120,13 +127,13 @@ def test_broken_jax_path_falls_back_to_tpu_strategy_or_stops():
 def test_tensorflow_tpu_capable(dists, capable):
     assert gk.tensorflow_tpu_capable(dists)[0] is capable
     plan = gk.choose_tpu_backend(facts(dists))
-    assert plan.ok is capable and (plan.backend == "tensorflow" if capable else plan.fix == gk.TPU_TF_FIX)
+    assert plan.ok is capable and (plan.backend == "tensorflow" if capable else plan.fix == gk.TPU_FIX)
 
 
 def test_prepare_accelerator_stops_before_training_on_the_kaggle_image():
     with pytest.raises(UserError) as err:
         gk.prepare_accelerator("tpu", facts=facts(KAGGLE_TPU_IMAGE), env={}, log=lambda m: None)
-    assert gk.TPU_TF_FIX in str(err.value) and "\n" not in str(err.value)
+    assert gk.TPU_FIX in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(UserError, match="no TPU is attached"):
         gk.prepare_accelerator("tpu", facts=facts(KAGGLE_TPU_IMAGE, tpu=None), env={}, log=lambda m: None)
 

@@ -231,7 +231,7 @@ class _KnownScores:
         yield (rng.normal(size=(n, self.dim)) + offset).astype(np.float32), None
 
 
-def test_eval_exports_the_best_epochs_generator_and_the_last_one(sample_root, tmp_path):
+def test_eval_exports_the_best_epochs_generator_and_the_last_one(sample_root, tmp_path, caplog):
     from gan_tpu import train
 
     weights = {}
@@ -243,7 +243,10 @@ def test_eval_exports_the_best_epochs_generator_and_the_last_one(sample_root, tm
     out = str(tmp_path / "run")
     cfg = _cfg(sample_root, out, "train.epochs=4", "train.steps_per_epoch=1", "eval.every=1", "eval.photos=3")
     extractor = _KnownScores([5.0, 4.0, 3.0, 0.5, 2.0])  # warm-up, epochs 1-4: epoch 3 is best
-    run = train.train(cfg, verbose=0, use_budget=False, extractor=extractor, callbacks=[Capture()])
+    with caplog.at_level("WARNING", logger="gan_tpu"):
+        run = train.train(cfg, verbose=0, use_budget=False, extractor=extractor, callbacks=[Capture()])
+    # eval.extractor is "tiny" (the default): said once, as it picks the exported generator
+    assert len([r for r in caplog.records if '"tiny" extractor' in r.getMessage()]) == 1
     scores = list(csv.DictReader(open(os.path.join(out, "eval", "scores.csv"))))
     assert [int(r["epoch"]) for r in scores] == [0, 1, 2, 3, 4]
     fids = [float(r["fid"]) for r in scores]

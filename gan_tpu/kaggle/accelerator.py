@@ -6,21 +6,26 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
 
 from gan_tpu.errors import UserError
-from gan_tpu.platform import BackendPlan, TpuFacts, choose_tpu_backend, gpu_devices, require_supported, tpu_facts
+from gan_tpu.platform import (BackendPlan, TpuFacts, choose_tpu_backend, framework_gpus, gpu_devices,
+                              require_supported, tpu_facts)
 
 MACHINE_SHAPES = {"tpu": "TpuV5E8", "gpu": "NvidiaTeslaT4"}  # the accelerators a kernel may ask for
 
 
 def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | None = None,
-                        env: dict | None = None, log=print) -> BackendPlan:
+                        env: dict | None = None, log=print, driver_gpus: Callable[[], list[str]] = gpu_devices,
+                        tensorflow_gpus: Callable[[], tuple[int, str | None]] = framework_gpus) -> BackendPlan:
     """Check the notebook's accelerator before anything trains; return the plan or stop.
 
     ``target`` "tpu": choose the backend (see :func:`choose_tpu_backend`) and set
     ``KERAS_BACKEND`` to it (Keras must not be imported yet on another one). Without a usable TPU this raises
-    UserError with the fixing command, so a 3-hour run never falls back to the CPU.
-    ``target`` "gpu": a GPU must be visible. ``smoke``: CPU allowed (CI), said loudly.
+    UserError with what to do, so a 3-hour run never falls back to the CPU.
+    ``target`` "gpu": the driver (``driver_gpus``) must show a GPU and TensorFlow, the
+    framework that trains, must see them too (``tensorflow_gpus``, asked in a subprocess).
+    ``smoke``: CPU allowed (CI), said loudly.
     Then the installed versions must be supported on that backend (:func:`require_supported`).
     Imports neither Keras nor TensorFlow (JAX only, on a TPU host).
     """
@@ -36,12 +41,16 @@ def prepare_accelerator(target: str, *, smoke: bool = False, facts: TpuFacts | N
         else:
             plan = choose_tpu_backend(facts)
             if not plan.ok:
-                raise UserError(f"cannot train on the TPU: {plan.reason}. Fix: {plan.fix} "
-                                f"(Internet on), restart the session, and run again")
+                raise UserError(f"cannot train on the TPU: {plan.reason}; {plan.fix}")
         return _use(plan, env, log)
-    gpus = gpu_devices()
+    gpus = driver_gpus()
     if gpus:
-        plan = BackendPlan("tensorflow", f"MirroredStrategy over {len(gpus)} GPU(s): {', '.join(gpus)}")
+        seen, why = tensorflow_gpus()
+        if not seen:
+            raise UserError(f"the driver shows {len(gpus)} GPU(s) ({', '.join(gpus)}) but TensorFlow sees none: "
+                            f"{why}; not training on the CPU: restart the session and run again, or "
+                            f"check that the image's TensorFlow is its GPU build")
+        plan = BackendPlan("tensorflow", f"MirroredStrategy over {seen} GPU(s): {', '.join(gpus)}")
     elif smoke:
         plan = BackendPlan("tensorflow", "smoke mode: no GPU here, so this runs on the CPU")
     else:

@@ -14,7 +14,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_kernel(args) -> int:
-    push_kernel(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset)
+    push_kernel(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset,
+                inception=args.inception)
     return 0
 
 
@@ -53,6 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--wheel-dir", default="dist", help="where `make wheel` put the wheel (default dist)")
     p.add_argument("--no-wheel", action="store_true", help="push only the notebook")
     p.add_argument("--dataset", help=f"the wheel's dataset as OWNER/SLUG (default <you>/{DATASET_SLUG})")
+    p.add_argument("--inception", help="attach Kaggle's Inception network (classify_image_graph_def.pb): a dataset "
+                   "OWNER/SLUG or a Kaggle Model OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]; the notebook then "
+                   "evaluates with it (without one, [eval] stays off)")
     p.set_defaults(func=cmd_kernel)
 
     p = subparsers.add_parser("kernels", help="check every kernel's metadata and notebook (--sync rewrites them)")

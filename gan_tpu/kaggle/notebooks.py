@@ -69,8 +69,21 @@ def check_metadata(meta: dict, folder: Path | str) -> list[str]:
     return problems
 
 
-def staged_metadata(meta: dict, owner: str, dataset: str | None = None) -> dict:
-    """The metadata with the placeholder owner (and the wheel dataset) made concrete."""
+def inception_source(handle: str) -> tuple[str, str]:
+    """("dataset_sources" or "model_sources", handle) for an attached Inception network:
+    ``OWNER/SLUG`` is a dataset, ``OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]`` a Kaggle Model."""
+    parts = handle.strip("/").split("/")
+    if len(parts) == 2 and all(parts):
+        return "dataset_sources", "/".join(parts)
+    if len(parts) in (4, 5) and all(parts):
+        return "model_sources", "/".join(parts)
+    raise UserError(f"INCEPTION={handle!r}: expected a dataset OWNER/SLUG or a Kaggle Model "
+                    f"OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION] holding classify_image_graph_def.pb")
+
+
+def staged_metadata(meta: dict, owner: str, dataset: str | None = None, inception: str | None = None) -> dict:
+    """The metadata with the placeholder owner (and the wheel dataset) made concrete; with
+    ``inception``, that dataset or Kaggle Model added to the kernel's sources."""
     meta = json.loads(json.dumps(meta))
     meta["id"] = meta["id"].replace(OWNER_PLACEHOLDER, owner, 1)
     meta["dataset_sources"] = [
@@ -78,6 +91,9 @@ def staged_metadata(meta: dict, owner: str, dataset: str | None = None) -> dict:
         else s.replace(OWNER_PLACEHOLDER, owner, 1)
         for s in meta.get("dataset_sources", [])
     ]
+    if inception:
+        key, handle = inception_source(inception)
+        meta[key] = [s for s in meta.get(key, []) if s != handle] + [handle]
     return meta
 
 

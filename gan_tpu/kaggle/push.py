@@ -90,8 +90,9 @@ def push_wheel(api, wheel: Path, dataset: str, *, notes: str, wait_s: float = 60
 
 def push_kernel(name: str, *, wheel_dir: str = "dist", upload_wheel: bool = True, dataset: str | None = None,
                 root: Path | str = KERNELS_DIR, api=None, sleep: Callable[[float], None] = time.sleep,
-                log=print):
-    """Push ``kernels/<name>``: the wheel to the project's dataset first, then the notebook."""
+                log=print, inception: str | None = None):
+    """Push ``kernels/<name>``: the wheel to the project's dataset first, then the notebook
+    (``inception``: a dataset or Kaggle Model with Kaggle's Inception graph, attached too)."""
     folder = kernel_dir(name, root)
     meta = read_metadata(folder)
     problems = check_metadata(meta, folder)
@@ -111,7 +112,7 @@ def push_kernel(name: str, *, wheel_dir: str = "dist", upload_wheel: bool = True
         for item in folder.iterdir():
             if item.is_file() and item.suffix != ".py":  # the twin is for CI, not Kaggle
                 shutil.copy2(item, staged)
-        staged_meta = staged_metadata(meta, owner, dataset)
+        staged_meta = staged_metadata(meta, owner, dataset, inception)
         Path(staged, "kernel-metadata.json").write_text(json.dumps(staged_meta, indent=2))
         log(f"pushing {staged_meta['id']} ({staged_meta.get('machine_shape') or 'CPU'}, "
             f"data: {', '.join(staged_meta['competition_sources'] + staged_meta['dataset_sources'])})")

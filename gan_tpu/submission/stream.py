@@ -14,11 +14,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from gan_tpu.errors import UserError
+from gan_tpu.progress import progress_bar
 from gan_tpu.submission.inference import SIZE, host
 from gan_tpu.submission.validate import check_zip
 from gan_tpu.submission.zipwriter import ZipStreamWriter
@@ -72,7 +72,7 @@ def stream(
     them means the generator's outputs repeat, and is an error.
     """
     lo, hi = validate_bounds
-    bar = keras.utils.Progbar(target, unit_name="image") if progress else None
+    bar = progress_bar(target, unit_name="image") if progress else None
     written = filled = duplicates = 0
     last_index = -1
     digests: set[bytes] = set()
