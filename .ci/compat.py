@@ -4,15 +4,18 @@ environment, gan_tpu installed from its wheel as users install it, then run as t
     python .ci/compat.py WHEEL [ROW ...]     (rows: kaggle-tpu gpu-tf219 floor; default all)
 
 * kaggle-tpu: Kaggle's TPU image (Python 3.12, tensorflow-cpu 2.20.0, jax/jaxlib 0.7.2 on
-  CPU, newest keras and numpy), the wheel with ``--no-deps --no-index`` as the notebook
-  installs it. On a host made to look like a TPU VM the notebook's accelerator cell must
-  choose JAX without importing Keras; the TPU twin runs end to end in smoke mode on
-  8 JAX host devices (a v5e-8's 8 chips), 2 images per replica, to a valid images.zip.
+  CPU, newest keras and numpy, Jupyter), the wheel with ``--no-deps --no-index`` as the
+  notebook installs it (and it ships the pipelines). On a host made to look like a TPU VM
+  the notebook's accelerator cell must choose JAX without importing Keras; the TPU
+  notebook itself is executed (.ci/kaggle_rehearsal.py: a Jupyter kernel, a stand-in
+  /kaggle in each mount layout, offline) in smoke mode on 8 JAX host devices (a v5e-8's
+  8 chips), 2 images per replica, to a valid images.zip (.ci/kaggle_checks.py).
 * gpu-tf219: the GPU notebook on an older TensorFlow (Python 3.12, tensorflow 2.19 with
-  the Keras pip gives it), wheel ``--no-deps``; the GPU twin end to end in smoke mode.
+  the Keras pip gives it, Jupyter), wheel ``--no-deps``; the GPU notebook executed the same way.
 * floor: the lowest versions claimed (gan_tpu.platform.FLOORS: Python, TensorFlow, Keras,
   JAX, numpy, scipy), ``pip install 'WHEEL[tf,jax]'`` resolving install_requires under
-  those pins; `gan-tpu demo` and the TPU twin on JAX.
+  those pins; `gan-tpu demo` and the TPU notebook's .py twin on JAX against a stand-in
+  /kaggle ($GAN_TPU_KAGGLE_ROOT).
 
 Venvs live in .compat/<row>/ (git-ignored) and are reused while their requirements are
 unchanged; pip's cache is .compat/pip-cache (PIP_CACHE_DIR wins), so a fresh clone starts
@@ -24,16 +27,17 @@ import concurrent.futures
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 
+from kaggle_checks import TPU_DEVICES, check_notebook, check_wheel, run_problems
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPAT_DIR = os.environ.get("COMPAT_DIR", os.path.join(ROOT, ".compat"))
 STEP_TIMEOUT = int(os.environ.get("COMPAT_STEP_TIMEOUT", "1800"))
-TPU_DEVICES = 8  # a v5e-8
+JUPYTER = ["nbclient", "ipykernel"]  # Kaggle's images have Jupyter: the rehearsal executes the .ipynb
 
 
 def floors() -> dict[str, tuple[int, ...]]:
@@ -72,16 +76,20 @@ def rows(wheel: str) -> dict[str, dict]:
     return {
         "kaggle-tpu": dict(
             python="3.12",
-            requirements=["tensorflow-cpu==2.20.0", "jax==0.7.2", "jaxlib==0.7.2", "keras", "numpy", "scipy"],
+            requirements=["tensorflow-cpu==2.20.0", "jax==0.7.2", "jaxlib==0.7.2", "keras", "numpy", "scipy",
+                          *JUPYTER],
             install=notebook_install,
-            checks=[("accelerator cell on a TPU VM chooses JAX", "accelerator", "tpu-cyclegan", True),
-                    ("TPU twin, smoke, JAX over 8 host devices", "twin", "tpu-cyclegan", "jax")]),
+            checks=[("the wheel ships the pipelines, installed offline", "wheel", None, None),
+                    ("accelerator cell on a TPU VM chooses JAX", "accelerator", "tpu-cyclegan", True),
+                    *[(f"TPU notebook executed, {layout} /kaggle layout, smoke, JAX over 8 host devices",
+                       "notebook", "tpu-cyclegan", ("jax", layout)) for layout in ("new", "old")]]),
         "gpu-tf219": dict(
             python="3.12",
-            requirements=["tensorflow==2.19.*", "scipy"],
+            requirements=["tensorflow==2.19.*", "scipy", *JUPYTER],
             install=notebook_install,
             checks=[("accelerator cell imports no Keras", "accelerator", "gpu-cyclegan", False),
-                    ("GPU twin, smoke, TensorFlow", "twin", "gpu-cyclegan", "tensorflow")]),
+                    *[(f"GPU notebook executed, {layout} /kaggle layout, smoke, TensorFlow",
+                       "notebook", "gpu-cyclegan", ("tensorflow", layout)) for layout in ("new", "old")]]),
         "floor": dict(
             python=".".join(map(str, floors()["python"])),
             requirements=floor_pins(),
@@ -92,8 +100,8 @@ def rows(wheel: str) -> dict[str, dict]:
 
 
 class Row:
-    def __init__(self, name: str, spec: dict):
-        self.name, self.spec = name, spec
+    def __init__(self, name: str, spec: dict, wheel: str = ""):
+        self.name, self.spec, self.wheel = name, spec, wheel
         self.lines: list[str] | None = []  # buffered while rows install side by side; None: print
         self.dir = os.path.join(COMPAT_DIR, name)
         self.venv = os.path.join(self.dir, "venv")
@@ -159,17 +167,34 @@ class Row:
             want = "jax" if arg else "tensorflow"
             if out["backend"] != want or out["KERAS_BACKEND"] != want or out["keras_imported"]:
                 raise RuntimeError(f"{self.name}: {what}: got {out}")
-        elif kind == "twin":
+        elif kind == "twin":  # the .py twin on a stand-in /kaggle ($GAN_TPU_KAGGLE_ROOT)
             work = os.path.join(self.work, kernel)
             shutil.rmtree(work, ignore_errors=True)
-            os.makedirs(work)
-            env = self.env(GAN_TPU_SMOKE="1", GAN_TPU_WORKING=work)
-            if arg == "jax":
-                env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-                           XLA_FLAGS=f"--xla_force_host_platform_device_count={TPU_DEVICES}")
+            root = self.stand_in_kaggle(work)
+            env = self.env(GAN_TPU_SMOKE="1", GAN_TPU_KAGGLE_ROOT=root, **self.backend_env(arg))
             twin = os.path.join(ROOT, "kernels", kernel, f"{kernel}.py")
-            proc = self.run(what, [python, twin], env=env, cwd=work)
-            self._check_twin(what, work, arg, proc.stdout + proc.stderr)
+            proc = self.run(what, [python, twin], env=env, cwd=os.path.join(root, "working"))
+            self._check_twin(what, os.path.join(root, "working"), arg, proc.stdout + proc.stderr)
+            shutil.rmtree(work, ignore_errors=True)
+        elif kind == "notebook":
+            backend, layout = arg
+            work = os.path.join(self.work, f"{kernel}-{layout}")
+            shutil.rmtree(work, ignore_errors=True)
+            data = os.path.join(work, "sample-data")
+            self.run("sample data", [python, "-m", "gan_tpu.cli", "sample-data", "--out", data,
+                                     "--monet", "4", "--photo", "8"], env=self.env())
+            env = self.env(GAN_TPU_SMOKE="1", **self.backend_env(backend))
+            out = os.path.join(work, "out")
+            self.run(what, [python, os.path.join(ROOT, ".ci", "kaggle_rehearsal.py"), kernel, "--layout", layout,
+                            "--wheel", self.wheel, "--data", data, "--out", out], env=env)
+            check_notebook(f"{self.name}: {what}", out, backend)
+            shutil.rmtree(work, ignore_errors=True)
+        elif kind == "wheel":
+            check_wheel(self.wheel)
+            code = "import gan_tpu.config as c; print(c.PIPELINES_DIR, c.load('cyclegan')['model']['name'])"
+            got = self.run(what, [python, "-c", code], env=self.env()).stdout.split()
+            if got[-1] != "cyclegan" or not got[0].startswith(self.venv):
+                raise RuntimeError(f"{self.name}: {what}: pipelines not loaded from the installed wheel: {got}")
         elif kind == "demo":
             out = os.path.join(self.work, "demo_out")
             shutil.rmtree(out, ignore_errors=True)
@@ -177,21 +202,26 @@ class Row:
             if not os.path.isfile(os.path.join(out, "images.zip")):
                 raise RuntimeError(f"{self.name}: {what}: no images.zip in {out}")
 
+    @staticmethod
+    def backend_env(backend: str) -> dict:
+        if backend != "jax":
+            return {}
+        return dict(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+                    XLA_FLAGS=f"--xla_force_host_platform_device_count={TPU_DEVICES}")
+
+    def stand_in_kaggle(self, work: str) -> str:
+        """work/kaggle: sample data where Kaggle mounts the competition today, working/, temp/."""
+        root = os.path.join(work, "kaggle")
+        python = os.path.join(self.bin, "python")
+        self.run("sample data", [python, "-m", "gan_tpu.cli", "sample-data", "--out",
+                                 os.path.join(root, "input", "competitions", "gan-getting-started"),
+                                 "--monet", "4", "--photo", "8"], env=self.env())
+        for sub in ("working", "temp"):
+            os.makedirs(os.path.join(root, sub))
+        return root
+
     def _check_twin(self, what: str, work: str, backend: str, output: str) -> None:
-        """The run's own record: its backend, replicas and per-replica batch, a validated zip
-        (the twin itself stops unless `gan-tpu validate` passes)."""
-        with open(os.path.join(work, "run", "config.toml")) as fh:
-            config = fh.read()
-        problems = []
-        if f'backend = "{backend}"' not in config:
-            problems.append(f"config.toml does not say backend = {backend!r}")
-        if backend == "jax":
-            match = re.search(r"global batch (\d+) on (\d+) replica", output)
-            if not match or int(match[2]) != TPU_DEVICES or int(match[1]) <= TPU_DEVICES:
-                problems.append(f"not {TPU_DEVICES} replicas with more than one image each: "
-                                f"{match[0] if match else 'no training line'}")
-        if not os.path.isfile(os.path.join(work, "images.zip")):
-            problems.append("no images.zip")
+        problems = run_problems(work, backend, output)
         if problems:
             raise RuntimeError(f"{self.name}: {what}: {'; '.join(problems)}\n{output[-3000:]}")
 
@@ -219,7 +249,7 @@ def main(argv: list[str]) -> int:
     # Installs are mostly download and unpacking: all rows at once; then the checks, which
     # use the CPU, one row after the other.
     print(f"test-compat: installing {', '.join(names)} side by side", flush=True)
-    table = {n: Row(n, matrix[n]) for n in names}
+    table = {n: Row(n, matrix[n], wheel) for n in names}
     with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
         errors = dict(zip(names, pool.map(install, table.values())))
     print(f"test-compat: installed in {time.monotonic() - started:.0f} s", flush=True)
