@@ -3,6 +3,7 @@ network found in both mount layouts, the not-found line, evaluation only with a 
 Inception, the GPU check's refusal, the run's outputs kept next to images.zip, and no
 advice that would disqualify a notebook (Internet on, pip install)."""
 import ast
+import json
 import os
 import re
 import subprocess
@@ -198,3 +199,38 @@ def test_the_notebooks_install_the_wheel_from_either_layout(tmp_path):
         code = f"import glob, os\nINPUT = {str(root / 'input')!r}\n{body}\nprint(wheels[-1])"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.stdout.strip() == str(root / "input" / WHEEL_DIRS[layout] / "gan_tpu-0.1.0-py3-none-any.whl")
+
+
+@pytest.mark.parametrize("kernel", ["tpu-cyclegan", "gpu-cyclegan"])
+def test_the_notebooks_evaluate_only_with_an_attached_inception(tmp_path, kernel):
+    """The notebook's cells up to its settings, on a stand-in /kaggle in smoke mode: no
+    Inception, [eval] off (every photo trains); one attached (a stand-in file: nothing here
+    loads it), [eval] on with it. Both notebooks run the same lines, in one process each."""
+    root, data = kaggle_tree(tmp_path, "new", wheel=False)
+    graph = root / "input" / "datasets" / "monet-fan" / "inception-2015-12-05" / "classify_image_graph_def.pb"
+    twin = (ROOT / "kernels" / kernel / f"{kernel}.py").read_text()
+    cells = [body for kind, body in gk.script_cells(twin) if kind == "code"]
+    upto = next(i for i, cell in enumerate(cells) if "SETTINGS" in cell) + 1
+    code = ("import json, os, pathlib, sys\n"
+            "for attach in (False, True):\n"
+            "    if attach:\n"
+            f"        pathlib.Path({str(graph)!r}).parent.mkdir(parents=True)\n"
+            f"        pathlib.Path({str(graph)!r}).write_bytes(b'stand-in')\n"
+            "    scope = {'__name__': '__main__'}\n"
+            f"    for cell in {cells[:upto]!r}:\n"
+            "        exec(cell, scope)\n"
+            "    print(json.dumps([scope['DATA'], scope['INCEPTION'], scope['RUN_DIR'], scope['SETTINGS']]))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GAN_TPU_SMOKE="1", GAN_TPU_KAGGLE_ROOT=str(root),
+               TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    for key in ("KERAS_BACKEND", "GAN_TPU_WORKING", "GAN_TPU_SCRATCH"):
+        env.pop(key, None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("[")]
+    (data_off, none, run_dir, off), (_, found, _, on) = runs
+    assert data_off == str(data) and none is None and found == str(graph)
+    assert run_dir == "/tmp/gan_tpu_run/cyclegan"  # scratch, not /kaggle/working
+    assert not any(s.startswith("eval.every") or s.startswith("eval.extractor") for s in off)
+    assert "eval.every=" + ("25" if kernel.startswith("tpu") else "1") in on
+    assert f'eval.extractor="kaggle:{graph}"' in on
+    assert "no Inception network attached" in out.stdout and f"Inception network: {graph}" in out.stdout
