@@ -40,7 +40,11 @@ def outer(args, argv: list[str]) -> int:
     """Make /kaggle's mount point if need be, run the inner half in new namespaces, tidy up."""
     made = not os.path.exists(KAGGLE)
     if made:
-        os.mkdir(KAGGLE)
+        try:
+            os.mkdir(KAGGLE)
+        except PermissionError:
+            raise SystemExit(f"rehearsal: {KAGGLE} does not exist and this user cannot make its mount "
+                             f"point: run as root, or create an empty {KAGGLE} once") from None
     try:
         userns = [] if os.geteuid() == 0 else ["--map-root-user"]
         cmd = ["unshare", "--mount", "--net", "--propagation", "private", *userns,
