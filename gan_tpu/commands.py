@@ -15,6 +15,11 @@ def _setup_logging() -> None:
 def cmd_models(args) -> int:
     from gan_tpu import models
 
+    if args.markdown:
+        from gan_tpu.models import catalog
+
+        print(catalog.model_table() + "\n" + catalog.model_options(), end="")
+        return 0
     for name in models.names():
         options = ", ".join(f"{k}={v!r}" for k, v in models.defaults(name).items())
         print(f"{name}: {options}")
@@ -170,7 +175,10 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     from gan_tpu.submission.options import add_generate_args
 
-    p = subparsers.add_parser("models", help="list the registered models and their defaults")
+    p = subparsers.add_parser("models", help="list the registered models and their defaults",
+                              description="List every registered model with its default options.")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the README's model table and every model's option list as Markdown")
     p.set_defaults(func=cmd_models)
 
     p = subparsers.add_parser("sample-data", help="write a small data set in Kaggle's layout")
