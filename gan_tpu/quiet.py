@@ -49,11 +49,13 @@ class NativeLogFilter:
             while chunk := pipe.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                kept = b"".join(line + b"\n" for line in lines if not is_native_log(line))
-                if kept:
-                    os.write(self.saved, kept)
-            if pending and not is_native_log(pending):
-                os.write(self.saved, pending)
+                self._write(b"".join(line + b"\n" for line in lines if not is_native_log(line)))
+            if not is_native_log(pending):
+                self._write(pending)
+
+    def _write(self, data: bytes) -> None:
+        while data:  # a pipe or terminal may take part of it
+            data = data[os.write(self.saved, data):]
 
     def close(self) -> None:
         if self.thread is None:

@@ -117,3 +117,19 @@ def test_an_error_is_exactly_one_line_on_stderr(args, line):
     out = _fresh(["-m", "gan_tpu.cli", *args])
     assert out.returncode == 2 and out.stdout == ""
     assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith(line), out.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_native_log_lines_are_dropped_unless_verbose(verbose):
+    code = ("import os, sys; from gan_tpu.quiet import filter_native_logs\n"
+            "argv, f = filter_native_logs(sys.argv[1:])\n"
+            "os.write(2, b'I0000 00:00:1796411484.899360    5367 cudart_stub.cc:31] Could not find cuda drivers\\n'\n"
+            "            b'E0000 00:00:1796411486.101448    5367 cuda_platform.cc:52] failed call to cuInit\\n'\n"
+            "            b'2024-05-01 10:00:00.123456: W tensorflow/core/x.cc:12] old style\\n'\n"
+            "            b'a line from C++ that is not a log line\\n')\n"
+            "print('gan-tpu: warning: act on this', file=sys.stderr)\n"
+            "f and f.close()\n")
+    out = _fresh(["-c", code, *(["--verbose"] if verbose else [])])
+    kept = {"a line from C++ that is not a log line", "gan-tpu: warning: act on this"}
+    lines = set(out.stderr.splitlines())
+    assert lines == kept if not verbose else (kept < lines and len(lines) == 5), out.stderr
