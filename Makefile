@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-compat demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
+.PHONY: install docs test test-compat demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
 
 install: $(STAMP)
 
@@ -13,6 +13,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[tf,test]'
 	touch $(STAMP)
+
+# The README's and docs/models-reference.md's generated tables, from the model registry
+# and the shipped pipelines (tests/test_docs.py fails when they are stale).
+docs: $(STAMP)
+	$(BIN)/python -m gan_tpu.models.catalog --write README.md docs/models-reference.md
 
 # Two pytest workers: XLA compiles are single-threaded, so two cores halve the wall time.
 # Whole files per worker (a file's compiled models are made once), longest first (conftest.py).

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gan-tpu",
         description="TPU-first GAN pipeline for Kaggle's Monet competition.",
+        epilog="--verbose (anywhere on the line): keep TensorFlow's and XLA's C++ log lines on "
+               "standard error, which gan-tpu otherwise filters out.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
@@ -34,11 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()  # the budget counts from here, not from the process start
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv is None:  # the program itself, not a test calling main(): keep C++ logs off stderr
+        from gan_tpu.quiet import filter_native_logs
+
+        argv, native_filter = filter_native_logs(sys.argv[1:])
+        if native_filter is not None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(argv)
     from gan_tpu import keras_backend, platform
 
     try:  # before any command module imports Keras: the backend is fixed at import
-        backend = keras_backend.choose(sys.argv[1:] if argv is None else list(argv))
+        backend = keras_backend.choose(argv)
         platform.require_supported(backend)
     except UserError as err:
         print(f"gan-tpu: error: {err}", file=sys.stderr)

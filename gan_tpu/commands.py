@@ -15,6 +15,11 @@ def _setup_logging() -> None:
 def cmd_models(args) -> int:
     from gan_tpu import models
 
+    if args.markdown:
+        from gan_tpu.models import catalog
+
+        print(catalog.model_table() + "\n" + catalog.model_options(), end="")
+        return 0
     for name in models.names():
         options = ", ".join(f"{k}={v!r}" for k, v in models.defaults(name).items())
         print(f"{name}: {options}")
@@ -63,7 +68,7 @@ def cmd_demo(args) -> int:
                  f'output.dir="{os.path.join(args.out, "run")}"', *(args.set or [])]
     cfg = config.load("demo", overrides)
     print(f"[2/3] training {cfg['model']['name']} ({cfg['data']['image_size']} px) "
-          f"for {cfg['train']['epochs']} epochs")
+          f"for {_count(cfg['train']['epochs'], 'epoch')}")
     zip_path = os.path.join(args.out, "images.zip")
     print(f"[3/3] then translating every sample photo into {zip_path}")
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
@@ -111,12 +116,16 @@ def _elapsed() -> str:
 
 
 def cmd_generate(args) -> int:
-    from gan_tpu import runs
-    from gan_tpu.submission.options import generate_kwargs
-
     _setup_logging()
     if not (args.run or args.checkpoint):
         raise_user("give --run DIR or --checkpoint PATH")
+    if args.run:  # before TensorFlow loads: a mistyped folder is a one-second error
+        from gan_tpu.setting_errors import check_run_dir
+
+        check_run_dir(args.run)
+    from gan_tpu import runs
+    from gan_tpu.submission.options import generate_kwargs
+
     if args.truncation is not None and args.truncation < 0:
         raise_user(f"--truncation {args.truncation}: must be 0 (off) or positive")
     run, generator = runs.load(args.run, args.checkpoint)
@@ -154,6 +163,11 @@ def _generate_from_keras(generator, args) -> int:
     return 0
 
 
+def _count(n, noun: str) -> str:
+    """'1 epoch', '6 epochs', 'auto epochs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def raise_user(message: str):
     from gan_tpu.errors import UserError
 
@@ -170,33 +184,51 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     from gan_tpu.submission.options import add_generate_args
 
-    p = subparsers.add_parser("models", help="list the registered models and their defaults")
+    p = subparsers.add_parser("models", help="list the registered models and their defaults",
+                              description="List every registered model with its default options.")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the README's model table and every model's option list as Markdown")
     p.set_defaults(func=cmd_models)
 
-    p = subparsers.add_parser("sample-data", help="write a small data set in Kaggle's layout")
+    p = subparsers.add_parser("sample-data", help="write a small data set in Kaggle's layout",
+                              description="Write a small data set of procedural images in exactly the "
+                                          "competition's layout (monet_tfrec/, photo_tfrec/, monet_jpg/, "
+                                          "photo_jpg/), to try a pipeline without the real data.")
     p.add_argument("--out", required=True, help="folder to write (created)")
     p.add_argument("--monet", type=int, default=30, help="Monet paintings (default 30)")
     p.add_argument("--photo", type=int, default=60, help="photos (default 60)")
     p.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the images (default 0)")
     p.set_defaults(func=cmd_sample_data)
 
-    p = subparsers.add_parser("train", help="train a pipeline (a pipelines/*.toml file or its name)")
+    p = subparsers.add_parser("train", help="train a pipeline (a pipelines/*.toml file or its name)",
+                              description="Train a pipeline into its run directory: config.toml, checkpoints/, "
+                                          "samples/epoch_NNN.png, history.csv, plots.png, tensorboard/ and, "
+                                          "at the end, generator.keras. Checks every image first.")
     p.add_argument("pipeline", help="PIPELINE.toml, or the name of a shipped pipeline (e.g. demo)")
     p.add_argument("--out", help="run directory (default: [output] dir, else runs/<name>)")
     _add_train_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("run", help="train -> generate -> validate, inside the budget")
+    p = subparsers.add_parser("run", help="train -> generate -> validate, inside the budget",
+                              description="Train a pipeline under the budget guard, then translate the "
+                                          "photos into a validated images.zip, all inside [budget] hours "
+                                          "(Kaggle's 3 h on TPU, 5 h on GPU by default).")
     p.add_argument("pipeline", help="PIPELINE.toml, or the name of a shipped pipeline")
     p.add_argument("--out", help="run directory (default: [output] dir)")
     p.add_argument("--zip", help="the submission to write (default: <run dir>/images.zip)")
     _add_train_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser("generate", help="translate photos with a trained generator into images.zip")
-    p.add_argument("--run", help="a run directory (its config and latest checkpoint)")
-    p.add_argument("--checkpoint", help="a checkpoint prefix (runs/x/checkpoints/ckpt-N) or a .keras generator")
+    p = subparsers.add_parser("generate", help="translate photos with a trained generator into images.zip",
+                              description="Paint a submission zip with a trained generator: a run "
+                                          "directory (--run) or a checkpoint or .keras file (--checkpoint); "
+                                          "one of the two is required. The zip is validated as Kaggle will.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="DIR",
+                        help="a run directory: its best generator by MiFID, else its newest checkpoint")
+    source.add_argument("--checkpoint", metavar="PATH",
+                        help="a checkpoint prefix (runs/x/checkpoints/ckpt-N) or a .keras generator")
     p.add_argument("--photos", help="photos to translate (default: the run's data.photo)")
     p.add_argument("--truncation", type=float, metavar="T",
                    help="noise models: redraw latents beyond ±T, trading variety for quality "
@@ -207,7 +239,10 @@ def register(subparsers) -> None:
     add_generate_args(p)
     p.set_defaults(func=cmd_generate)
 
-    p = subparsers.add_parser("demo", help="sample data -> tiny CycleGAN -> zip of translated photos")
+    p = subparsers.add_parser("demo", help="sample data -> tiny CycleGAN -> zip of translated photos",
+                              description="The whole loop in about a minute on a CPU: sample data, a tiny "
+                                          "CycleGAN (pipelines/demo.toml), a validated zip of translated "
+                                          "photos and its (tiny-extractor) score.")
     p.add_argument("--out", default="demo_out", help="folder for everything the demo makes (default demo_out)")
     _add_train_args(p)
     p.set_defaults(func=cmd_demo)

@@ -56,6 +56,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
         "checkpoint_every": ((int,), 0),  # steps; 0: at each epoch end only
         "keep_checkpoints": ((int,), 3),
         "samples": ((int,), 4),           # photos in each epoch's sample grid
+        "tensorboard": ((bool,), True),   # losses, learning rates, scores, grids in RUN/tensorboard/
     },
     "budget": {
         "hours": ((int, float), 0.0),     # 0: 3 h on TPU, 5 h on GPU/CPU (Kaggle's limits)
@@ -149,8 +150,6 @@ def load(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
 
 def validate(raw: dict, origin: str = "config") -> dict:
     """Check every section and key against SCHEMA (and the model's options); fill defaults."""
-    from gan_tpu import models
-
     unknown = sorted(set(raw) - set(SCHEMA))
     if unknown:
         raise UserError(f"{origin}: unknown section [{unknown[0]}] (known: {', '.join(SCHEMA)})")
@@ -172,6 +171,20 @@ def validate(raw: dict, origin: str = "config") -> dict:
             if (section, key) in POSITIVE and value < 1:
                 raise UserError(f"{where}: must be at least 1, got {value}")
             cfg[section][key] = value
+    jit = cfg["train"]["jit_compile"]
+    if isinstance(jit, str) and jit != "auto":
+        raise UserError(f"train.jit_compile: expected true, false or \"auto\", got {jit!r}")
+    epochs = cfg["train"]["epochs"]
+    if isinstance(epochs, str) and epochs != "auto":
+        raise UserError(f"train.epochs: expected a whole number or \"auto\", got {epochs!r}")
+    if isinstance(epochs, int) and epochs < 1:
+        raise UserError(f"train.epochs: must be at least 1, got {epochs}")
+    if cfg["eval"]["every"] < 0:
+        raise UserError(f"eval.every: must be 0 (off) or a number of epochs, got {cfg['eval']['every']}")
+    # Last: the model's options need the registry, which imports Keras (and TensorFlow), so
+    # every error the TOML alone shows comes first, in a second instead of after the import.
+    from gan_tpu import models
+
     model_defaults = models.defaults(cfg["model"]["name"])
     for key, value in raw.get("model", {}).items():
         if key == "name":
@@ -184,16 +197,6 @@ def validate(raw: dict, origin: str = "config") -> dict:
         types = (int, float) if isinstance(default, float) else (type(default),)
         _check_type(where, value, types)
         cfg["model"][key] = value
-    jit = cfg["train"]["jit_compile"]
-    if isinstance(jit, str) and jit != "auto":
-        raise UserError(f"train.jit_compile: expected true, false or \"auto\", got {jit!r}")
-    epochs = cfg["train"]["epochs"]
-    if isinstance(epochs, str) and epochs != "auto":
-        raise UserError(f"train.epochs: expected a whole number or \"auto\", got {epochs!r}")
-    if isinstance(epochs, int) and epochs < 1:
-        raise UserError(f"train.epochs: must be at least 1, got {epochs}")
-    if cfg["eval"]["every"] < 0:
-        raise UserError(f"eval.every: must be 0 (off) or a number of epochs, got {cfg['eval']['every']}")
     for key in ("monet", "photo"):
         if cfg["data"][key] is None:
             cfg["data"][key] = default_data_root()

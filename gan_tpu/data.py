@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from gan_tpu import tfds_source
+from gan_tpu import data_check, tfds_source
 from gan_tpu.errors import UserError
 from gan_tpu.pixels import to_float, to_uint8  # noqa: F401 (data.to_float, data.to_uint8)
 from gan_tpu.record_names import count_in_name
@@ -233,88 +233,42 @@ def count_images(source: Source) -> int:
 # --------------------------------------------------------------------------- verification
 
 
-def _check(name, jpeg):
-    """Header-level checks that never raise: (name, has image, is JPEG, shape)."""
-    has_image = tf.strings.length(jpeg) > 0
-    is_jpeg = tf.logical_and(has_image, tf.io.is_jpeg(jpeg))
-    shape = tf.cond(
-        is_jpeg,
-        lambda: tf.io.extract_jpeg_shape(jpeg),
-        lambda: tf.constant([-1, -1, -1], tf.int32),
-    )
-    return name, has_image, is_jpeg, shape
-
-
-def _raw_record_count(path: str) -> int:
-    n = 0
-    try:
-        for _ in tf.data.TFRecordDataset(path):
-            n += 1
-    except tf.errors.DataLossError:
-        pass
-    return n
-
-
-def _unit_label(source: Source, file: str, index: int, name: bytes) -> str:
+def _unit_label(source: Source, file: str | None, index: int, name: bytes) -> str:
     if source.kind == "tfrec":
         label = f"{file}: record {index}"
         return label + (f" ({name.decode(errors='replace')})" if name else "")
     if source.kind == "zip":
-        return f"{file}: member {name.decode(errors='replace')}"
+        return f"{file}: member {(name or _zip_member_names(file)[source.skip + index].encode()).decode(errors='replace')}"
     if source.kind == "tfds":
         return f"{file}: example {index}"
-    return file
+    return name.decode(errors="replace") if name else source.files[source.skip + index]
 
 
 def verify_source(source: Source, source_size: int = SOURCE_SIZE) -> int:
     """Check every image decodes to source_size x source_size x 3; returns the image count.
 
-    Raises UserError naming the first bad file (and record index) found.
+    Reads every image once and raises one UserError listing every bad file (and record)
+    found (`gan_tpu.data_check`), in the user's terms.
     """
+    report = data_check.Report()
+    total = _verify(source, source_size, report)
+    if report.problems:
+        raise UserError(report.message())
+    return total
+
+
+def _verify(source: Source, source_size: int, report: data_check.Report) -> int:
     if source.kind == "list":
-        return sum(verify_source(part, source_size) for part in source.parts)
+        return sum(_verify(part, source_size, report) for part in source.parts)
     units = [(f, Source(source.kind, (f,))) for f in source.files] if source.kind == "tfrec" else [
         (source.files[0] if source.kind in ("zip", "tfds") else None, source)
     ]
     total = 0
     for file, unit in units:
-        ds = _encoded(unit, parallel_files=False).enumerate()
-        checked = ds.map(lambda i, pair: (i, *_check(*pair)), num_parallel_calls=AUTOTUNE)
-        # Decode fully too: a JPEG with a good header can still be corrupt. Elements whose
-        # decode fails are dropped by ignore_errors, so a missing index marks them.
-        decoded = ds.map(
-            lambda i, pair: (i, tf.shape(tf.io.decode_jpeg(pair[1], channels=3))),
-            num_parallel_calls=AUTOTUNE,
-        ).ignore_errors()
-        seen = 0
-        try:
-            for index, name, has_image, is_jpeg, shape in checked.batch(256).as_numpy_iterator():
-                for k in range(len(index)):
-                    where = _unit_label(source, file or name[k].decode(), int(index[k]), name[k])
-                    if not has_image[k]:
-                        raise UserError(f"{where}: no 'image' feature")
-                    if not is_jpeg[k]:
-                        raise UserError(f"{where}: 'image' is not JPEG data")
-                    if tuple(shape[k]) != (source_size, source_size, 3):
-                        h, w, c = shape[k]
-                        raise UserError(
-                            f"{where}: image is {h}x{w}x{c}, expected {source_size}x{source_size}x3"
-                        )
-                seen += len(index)
-        except tf.errors.DataLossError:
-            n = _raw_record_count(file)
-            raise UserError(f"{file}: truncated or corrupt record {n} (after {n} good records)") from None
-        except tf.errors.OpError as err:
-            raise UserError(f"{file or source.files[0]}: unreadable ({err.message.splitlines()[0]})") from None
-        good = set(int(i) for i, _ in decoded.as_numpy_iterator())
-        if len(good) != seen:
-            bad = min(set(range(seen)) - good)
-            name = next(iter(ds.skip(bad).take(1).as_numpy_iterator()))[1][0]
-            where = _unit_label(source, file or name.decode(), bad, name)
-            raise UserError(f"{where}: corrupt JPEG data")
-        if seen == 0:
-            raise UserError(f"{file or source.files[0]}: holds no images")
-        total += seen
+        def label(index, name, file=file):
+            return _unit_label(source, file, index, name)
+        total += data_check.scan(_encoded(unit, parallel_files=False), label, file or source.files[0],
+                                 source_size, report, record=source.kind in ("tfrec", "tfds"))
     return total
 
 

@@ -63,7 +63,7 @@ def write(run_dir: str, path: str | None = None) -> str | None:
     cols = min(2, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.6 * rows), squeeze=False)
-    epochs = [r.get("epoch", i) + 1 for i, r in enumerate(history)]  # CSVLogger counts from 0
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]  # from 1, as the grids
     for ax, (title, names) in zip(axes.flat, panels):
         for name in names:
             ax.plot(epochs, [r.get(name, math.nan) for r in history], marker="o", markersize=3, label=name)

@@ -17,7 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
-from gan_tpu import checkpoints, config, models, runtime
+from gan_tpu import checkpoints, config, models, runtime, setting_errors
 from gan_tpu.errors import UserError
 
 log = logging.getLogger("gan_tpu")
@@ -60,8 +60,8 @@ def build_model(cfg: dict, strategy: tf.distribute.Strategy):
         try:
             model = models.build(cfg["model"]["name"], image_size=cfg["data"]["image_size"],
                                  **config.model_options(cfg))
-        except ValueError as err:  # an option value the model cannot use
-            raise UserError(f"model: {err}") from None
+        except ValueError as err:  # an option value the model cannot use: name the setting
+            raise setting_errors.model_value_error(cfg, err, models.defaults(cfg["model"]["name"])) from None
         model.compile(jit_compile=jit)
     return model
 
@@ -103,8 +103,17 @@ def start(cfg: dict, *, resume: bool = False, strategy: tf.distribute.Strategy |
     if not resume and tf.io.gfile.exists(ckpt_dir) and tf.train.latest_checkpoint(ckpt_dir):
         raise UserError(f"{out}: holds checkpoints of an earlier run; pass --resume to continue "
                         f"it, or choose another --out")
+    saved = os.path.join(out, "config.toml")
+    if resume and os.path.isfile(saved):
+        setting_errors.check_resume(cfg, config.load(saved), out)
+    created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
-    run = make_run(cfg, strategy)
+    try:
+        run = make_run(cfg, strategy)
+    except BaseException:
+        if created:  # a failed start leaves no empty run folder behind
+            setting_errors.remove_empty(out)
+        raise
     if resume:
         restored = restore(run)
         log.info("resumed from %s", restored or "nothing (no checkpoint yet)")

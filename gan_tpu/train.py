@@ -10,11 +10,10 @@ import math
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_tpu import budget, data, plan, runs, runtime
+from gan_tpu import budget, data, plan, run_logs, runs, runtime
 from gan_tpu.callbacks import BudgetGuard, Checkpointer, NanGuard, PlotWriter, SampleGrid
 from gan_tpu.errors import UserError
 from gan_tpu.metrics.callback import MiFIDCallback
@@ -110,7 +109,7 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     checkpointer = Checkpointer(run.manager, run.epoch, run.step, cfg["train"]["checkpoint_every"],
                                 healthy=lambda: not nan_guard.triggered,
                                 before_save=(lambda: run.plan_state.assign(planner.state())) if planner else None)
-    history = keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resume)
+    history = run_logs.HistoryCSV(os.path.join(out, "history.csv"), append=resume)
     all_callbacks = [nan_guard, checkpointer]
     if photos is not None:
         all_callbacks.insert(1, SampleGrid(photos, os.path.join(out, "samples")))
@@ -118,7 +117,10 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
         all_callbacks.insert(1, evaluator)
     if planner is not None:
         all_callbacks[:0] = [guard, planner]
-    all_callbacks += [history, PlotWriter(out), *callbacks]
+    all_callbacks += [history, PlotWriter(out)]
+    if cfg["train"]["tensorboard"]:  # after the callbacks whose files it reads
+        all_callbacks.append(run_logs.TensorBoardWriter(out, run.model))
+    all_callbacks += list(callbacks)
     if verbose == "auto" and not is_terminal():  # a log file or a committed notebook: plain lines
         verbose = 0
         all_callbacks.append(EpochLines())
@@ -134,8 +136,9 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
             return epoch + 1
         return max(epoch + 1, math.ceil(planner.plan.total_steps / steps))
 
-    log.info("training %s: %s x %d steps, global batch %d on %d replica(s)", cfg["model"]["name"],
-             "planned epochs" if auto else f"{cfg['train']['epochs']} epochs", steps, global_batch,
+    epochs_text = "planned epochs" if auto else f"{cfg['train']['epochs']} epoch" + "s" * (cfg["train"]["epochs"] != 1)
+    log.info("training %s: %s x %d steps, global batch %d on %d replica(s)", cfg["model"]["name"], epochs_text,
+             steps, global_batch,
              run.strategy.num_replicas_in_sync)
     epoch, skip = first_epoch, done_in_epoch
     try:
@@ -144,7 +147,6 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
             ds = data.training_stream(monet, train_photo, first_epoch=epoch, epochs=end, skip_steps=skip, **stream)
             run.model.fit(ds, epochs=end, initial_epoch=epoch, steps_per_epoch=steps - skip,
                           callbacks=all_callbacks, verbose=verbose, shuffle=False)
-            history.append = True  # the next fit adds to history.csv
             if run.model.stop_training:
                 break
             epoch, skip = end, 0

@@ -129,7 +129,7 @@ def test_mock_monet2photo_is_verified_like_any_source():
         source = data.resolve("tfds:cycle_gan/monet2photo", "monet")
         assert source.kind == "tfds" and source.files == ("tfds:cycle_gan/monet2photo",)
         assert data.count_images(source) == 3
-        with pytest.raises(UserError, match=r"^tfds:cycle_gan/monet2photo: example 0: 'image' is not JPEG data$"):
+        with pytest.raises(UserError, match=r"(?m)\A3 bad images.*\n  tfds:cycle_gan/monet2photo: example 0: not a JPEG \(PNG data\)$"):
             data.verify_source(source)
 
 

@@ -40,7 +40,7 @@ def test_a_run_leaves_config_checkpoints_samples_history_and_generator(sample_ro
     out = str(tmp_path / "run")
     run = train.train(_cfg(sample_root, out, epochs=2, steps_per_epoch=2), verbose=0)
     assert sorted(os.listdir(out)) == ["checkpoints", "config.toml", "generator.keras", "history.csv",
-                                       "plots.png", "samples"]
+                                       "plots.png", "samples", "tensorboard"]
     assert sorted(os.listdir(os.path.join(out, "samples"))) == ["epoch_001.png", "epoch_002.png"]
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(out, "samples", "epoch_002.png")))
     assert grid.shape == (2 * 128, 2 * 128, 3)  # two photos beside their translations, x4

@@ -59,6 +59,8 @@ def register(subparsers) -> None:
                    "evaluates with it (without one, [eval] stays off)")
     p.set_defaults(func=cmd_kernel)
 
-    p = subparsers.add_parser("kernels", help="check every kernel's metadata and notebook (--sync rewrites them)")
+    p = subparsers.add_parser("kernels", help="check every kernel's metadata and notebook (--sync rewrites them)",
+                              description="Check every notebook under kernels/: its kernel-metadata.json passes "
+                                          "the kaggle package's own checks and the notebook equals its .py twin.")
     p.add_argument("--sync", action="store_true", help="write each notebook from its .py twin first")
     p.set_defaults(func=cmd_kernels)
