@@ -14,7 +14,14 @@ def cmd_data(args) -> int:
 
 
 def cmd_kernel(args) -> int:
-    push_kernel(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset)
+    if not (args.wait or args.submit):
+        push_kernel(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset)
+        return 0
+    from gan_tpu.kaggle.roundtrip import push_and_collect
+
+    push_and_collect(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset,
+                     submit=args.submit, message=args.message or "", timeout_s=args.wait_hours * 3600,
+                     poll_s=args.poll)
     return 0
 
 
@@ -53,6 +60,12 @@ def register(subparsers) -> None:
     p.add_argument("--wheel-dir", default="dist", help="where `make wheel` put the wheel (default dist)")
     p.add_argument("--no-wheel", action="store_true", help="push only the notebook")
     p.add_argument("--dataset", help=f"the wheel's dataset as OWNER/SLUG (default <you>/{DATASET_SLUG})")
+    p.add_argument("--wait", action="store_true", help="wait for the version to finish, then download "
+                   "its images.zip into kaggle_output/ and validate it")
+    p.add_argument("--submit", action="store_true", help="--wait, then submit that version (needs -m)")
+    p.add_argument("-m", "--message", help="the submission's description (with --submit)")
+    p.add_argument("--wait-hours", type=float, default=9.0, help="give up waiting after this long (default 9)")
+    p.add_argument("--poll", type=float, default=60.0, help="seconds between status checks (default 60)")
     p.set_defaults(func=cmd_kernel)
 
     p = subparsers.add_parser("kernels", help="check every kernel's metadata and notebook (--sync rewrites them)")
