@@ -34,7 +34,9 @@ def test_metadata_has_what_the_kaggle_api_and_the_notebook_need(name):
     assert meta["machine_shape"] == gk.MACHINE_SHAPES[accelerator]
     assert meta["enable_internet"] == "false"
     assert meta["competition_sources"] == ["gan-getting-started"]
-    assert meta["dataset_sources"] == [f"{gk.OWNER_PLACEHOLDER}/{gk.DATASET_SLUG}"]
+    assert meta["dataset_sources"][0] == f"{gk.OWNER_PLACEHOLDER}/{gk.DATASET_SLUG}"
+    assert meta["dataset_sources"][1:] == ([f"{gk.OWNER_PLACEHOLDER}/gan-tpu-generator"]
+                                           if name == "gan-tpu-generate" else [])
     twin = gk.twin_path(folder).read_text()
     assert f'prepare_accelerator("{accelerator}"' in twin
 
@@ -173,7 +175,8 @@ def test_push_uploads_the_wheel_then_the_kernel(name, api, tmp_path, monkeypatch
     assert request.enable_tpu is tpu and request.enable_gpu is (not tpu)
     assert request.enable_internet is False and request.is_private is True
     assert request.machine_shape == ("TpuV5E8" if tpu else "NvidiaTeslaT4")
-    assert request.dataset_data_sources == ["monet-fan/gan-tpu-wheel"]
+    assert request.dataset_data_sources == [s.replace(gk.OWNER_PLACEHOLDER, "monet-fan")
+                                            for s in local["dataset_sources"]]
     assert request.competition_data_sources == ["gan-getting-started"]
     sent = json.loads(request.text)
     assert [c["cell_type"] for c in sent["cells"]][:2] == ["markdown", "code"]
@@ -215,6 +218,11 @@ def test_every_twin_runs_end_to_end_on_cpu(tmp_path):
         assert "smoke mode" in out and "VALID:" in out
         with zipfile.ZipFile(work / "images.zip") as zf:
             assert len(zf.namelist()) == 8 and all(n.endswith(".jpg") for n in zf.namelist())
+        if name == "gan-tpu-generate":  # no training: paints from a generator, accounts for the budget
+            record = json.loads((work / "budget.json").read_text())
+            assert record["train_seconds"] == 60.0 and 0 < record["generation_seconds"] < record["total_seconds"]
+            assert "budget: training 0.02 h + generation" in out
+            continue
         scores = json.loads((work / "scores.json").read_text())
         assert scores["n_generated"] == 8 and scores["fid"] >= 0 and scores["mifid"] is not None
         assert os.listdir(work / "run" / "samples")
