@@ -10,7 +10,7 @@ from gan_tpu.kaggle.api import loaded
 from gan_tpu.kaggle.notebooks import KERNELS_DIR
 from gan_tpu.kaggle.push import Pushed, push_kernel
 from gan_tpu.kaggle.versions import POLL_S, WAIT_S
-from gan_tpu.submission.submit import submit_version
+from gan_tpu.kaggle.code_submit import submit_version
 
 OUTPUT_DIR = "kaggle_output"  # where downloaded outputs go: kaggle_output/<slug>-v<N>/images.zip
 
