@@ -254,9 +254,10 @@ def test_make_kernel_without_submit_stops_after_validating(kaggle, tmp_path):
 
 def test_a_failed_version_shows_its_log_tail_and_nothing_is_downloaded(kaggle, tmp_path):
     kaggle["statuses"] = [("RUNNING", ""), ("ERROR", "Your notebook hit an exception")]
+    clock = Clock()
     with pytest.raises(UserError) as err:
         push_and_collect("gpu-cyclegan", upload_wheel=False, submit=True, message="m", out_dir=tmp_path, poll_s=0,
-                         sleep=lambda s: None, log=lambda m: None)
+                         timeout_s=1000, sleep=clock.sleep, clock=clock, log=lambda m: None)
     text = str(err.value)
     assert text.startswith(f"{OWNER}/gan-tpu-cyclegan-gpu/4 ended with status error: Your notebook hit an exception")
     tail = text.splitlines()[1:]
