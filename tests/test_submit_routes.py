@@ -334,6 +334,21 @@ def test_make_submit_refuses_a_run_without_generator_or_training_record(kaggle, 
     assert names(kaggle) == []
 
 
+def test_make_submit_tells_a_translator_from_a_noise_generator(tmp_path):
+    import keras
+
+    photo = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(3, 1)])
+    noise = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8 * 8 * 3), keras.layers.Reshape((8, 8, 3))])
+    photo.save(tmp_path / "photo.keras")
+    noise.save(tmp_path / "noise.keras")
+    assert from_run.input_rank(tmp_path / "photo.keras") == 4 and from_run.input_rank(tmp_path / "noise.keras") == 2
+    assert from_run.input_rank(tmp_path / "photo.keras.missing") is None
+    run = _run_dir(tmp_path)
+    shutil.copy(tmp_path / "noise.keras", run / "generator.keras")
+    with pytest.raises(UserError, match="a noise model's generator"):
+        from_run.stage(run, tmp_path)
+
+
 def test_the_generation_kernel_is_declared_for_kaggle():
     folder = gk.kernel_dir(from_run.GENERATE_KERNEL)
     meta = gk.read_metadata(folder)

@@ -29,6 +29,32 @@ def run_generator(run_dir: str | os.PathLike) -> Path:
     raise UserError(f"{run_dir}: no {' or '.join(GENERATORS)} (a finished `gan-tpu train`/`run` exports it)")
 
 
+def input_rank(path: str | os.PathLike) -> int | None:
+    """The rank of a saved Keras model's first input (4: images, 2: latents), read from the
+    .keras zip's config.json without Keras; None when it cannot be told."""
+    import zipfile
+
+    def first(node):
+        if isinstance(node, dict):
+            for key in ("batch_shape", "batch_input_shape"):
+                if isinstance(node.get(key), list):
+                    return node[key]
+            node = list(node.values())
+        if isinstance(node, list):
+            for item in node:
+                found = first(item)
+                if found is not None:
+                    return found
+        return None
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            shape = first(json.loads(zf.read("config.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return len(shape) if shape is not None else None
+
+
 def budget_record(run_dir: str | os.PathLike) -> dict:
     """The budget guard's record in the run's newest checkpoint: [planned steps, s/step,
     budget s used, budget s] (gan_tpu.plan), as a dict; zeros when the run kept no budget."""
@@ -49,6 +75,9 @@ def budget_record(run_dir: str | os.PathLike) -> dict:
 def stage(run_dir: str | os.PathLike, folder: str | os.PathLike) -> dict:
     """generator.keras and budget.json for the dataset, written into `folder`; returns the record."""
     generator = run_generator(run_dir)
+    if input_rank(generator) == 2:
+        raise UserError(f"{generator}: a noise model's generator (latents -> images); the generation notebook "
+                        f"translates photos, so paint this run in a training notebook (make kernel)")
     record = dict(budget_record(run_dir), generator=generator.name)
     if record["train_seconds"] <= 0:
         raise UserError(f"{run_dir}: its checkpoints record no training time (budget off?): the 5 h GPU budget "
