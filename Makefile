@@ -33,9 +33,11 @@ test-compat: wheel
 demo: $(STAMP)
 	$(BIN)/gan-tpu demo $(if $(OUT),--out $(OUT),)
 
-# make submit ZIP=runs/cyclegan/images.zip MESSAGE="U-Net CycleGAN, 25 epochs"
-submit: $(STAMP)
-	$(BIN)/gan-tpu submit $(or $(ZIP),images.zip) -m "$(or $(MESSAGE),gan_tpu submission)"
+# The competition scores notebook versions only (docs/submitting.md). From a GPU box:
+# make submit RUN=runs/cyclegan MESSAGE="..." uploads the run's generator (+ its budget record),
+# paints images.zip in kernels/gan-tpu-generate on Kaggle, waits, validates and submits it.
+submit: wheel
+	$(BIN)/gan-tpu submit --run $(or $(RUN),$(error RUN=runs/NAME: the run to submit)) -m "$(or $(MESSAGE),gan_tpu submission)"
 
 # Quality on real images (../shared/realdata, or REALDATA=DIR with monet2photo's folders)
 bench-quality: $(STAMP)
@@ -46,7 +48,8 @@ bench-monet: $(STAMP)
 
 # Kaggle: `make data` downloads the competition into data/gan-getting-started (kaggle.json
 # needed); `make kernel KERNEL=tpu-cyclegan` (or gpu-cyclegan) uploads the wheel as a new
-# version of <you>/gan-tpu-wheel, then pushes kernels/KERNEL, which runs on Kaggle;
+# version of <you>/gan-tpu-wheel, pushes kernels/KERNEL, waits for that version (WAIT=0: don't),
+# downloads its images.zip into kaggle_output/ and validates it; SUBMIT=1 MESSAGE="..." submits it;
 # INCEPTION=OWNER/SLUG attaches a dataset (or Kaggle Model) with Kaggle's Inception graph.
 data: $(STAMP)
 	$(BIN)/gan-tpu data $(if $(OUT),--out $(OUT),)
@@ -59,7 +62,9 @@ wheel: $(STAMP)
 
 kernel: wheel
 	$(BIN)/gan-tpu kernels
-	$(BIN)/gan-tpu kernel $(or $(KERNEL),tpu-cyclegan) $(if $(INCEPTION),--inception $(INCEPTION),)
+	$(BIN)/gan-tpu kernel $(or $(KERNEL),tpu-cyclegan) $(if $(filter 0,$(WAIT)),,--wait) \
+		$(if $(INCEPTION),--inception $(INCEPTION),) \
+		$(if $(SUBMIT),--submit -m "$(or $(MESSAGE),gan_tpu $(or $(KERNEL),tpu-cyclegan))",)
 
 # Side-by-side benchmarks -> BENCHMARKS.md (bench-quick: under 5 minutes on 2 CPU cores).
 # The starter-notebook baseline saves with PIL, so these install Pillow into the venv.

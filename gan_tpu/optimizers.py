@@ -161,3 +161,23 @@ def make(kind: str, lr, *, beta_1: float = 0.9, beta_2: float = 0.999, weight_de
         return AdaBelief(learning_rate=lr, beta_1=beta_1, beta_2=beta_2,
                          weight_decay=weight_decay, name=name or "adabelief")
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
+
+
+def scale_losses(players) -> None:
+    """Under the `mixed_float16` policy, wrap each player's optimizer (once, if players share
+    it) in Keras's dynamic `LossScaleOptimizer`: the trainers multiply the loss by its scale
+    (`scale_loss`), and it divides the gradients back, skips a step whose gradients are not
+    finite (weights and slots untouched) and halves the scale, doubling it after 2,000 finite
+    steps. float16 gradients below 6e-8 would otherwise round to 0. Other policies (float32;
+    bfloat16, whose range is float32's) need no scaling: optimizers are left as they are.
+    Idempotent; call before the optimizers are built."""
+    if keras.mixed_precision.global_policy().name != "mixed_float16":
+        return
+    wrapped = {}
+    for player in players:
+        opt = player.optimizer
+        if isinstance(opt, keras.optimizers.LossScaleOptimizer):
+            continue
+        if id(opt) not in wrapped:
+            wrapped[id(opt)] = keras.optimizers.LossScaleOptimizer(opt, name=f"{opt.name}_loss_scale")
+        player.optimizer = wrapped[id(opt)]

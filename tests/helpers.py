@@ -180,3 +180,16 @@ def train_and_generate_with_the_cli(tmp_path, pipeline: str, sets: list[str], ge
         assert len(zf.namelist()) == photos
         assert tf.io.decode_jpeg(zf.read(zf.namelist()[0])).shape == (256, 256, 3)
     return out, zip_path
+
+
+def valid_submission_zip(path) -> str:
+    """A valid images.zip: 7,000 distinct 256x256 JPEGs (one image, a different comment each)."""
+    import zipfile
+
+    image = np.add.outer(np.arange(256), np.arange(256)).astype(np.uint8) // 2
+    base = jpeg(np.stack([image] * 3, axis=-1), quality=80)
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(1, 7001):
+            comment = f"{i}".encode()
+            zf.writestr(f"{i}.jpg", base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:])
+    return str(path)

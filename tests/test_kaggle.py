@@ -314,7 +314,7 @@ def test_kernel_without_credentials_is_a_one_line_error(env, tmp_path, capsys):
     assert main(["kernel", "tpu-cyclegan", "--wheel-dir", str(tmp_path)]) == 2
     assert "make wheel" in capsys.readouterr().err
     assert main(["kernel", "no-such-kernel"]) == 2
-    assert "known: gpu-cyclegan, tpu-cyclegan" in capsys.readouterr().err
+    assert "known: gan-tpu-generate, gpu-cyclegan, tpu-cyclegan" in capsys.readouterr().err
 
 
 def gk_version():

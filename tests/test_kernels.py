@@ -32,7 +32,9 @@ def test_metadata_has_what_the_kaggle_api_and_the_notebook_need(name):
     assert meta["machine_shape"] == gk.MACHINE_SHAPES[accelerator]
     assert meta["enable_internet"] == "false"
     assert meta["competition_sources"] == ["gan-getting-started"]
-    assert meta["dataset_sources"] == [f"{gk.OWNER_PLACEHOLDER}/{gk.DATASET_SLUG}"]
+    assert meta["dataset_sources"][0] == f"{gk.OWNER_PLACEHOLDER}/{gk.DATASET_SLUG}"
+    assert meta["dataset_sources"][1:] == ([f"{gk.OWNER_PLACEHOLDER}/gan-tpu-generator"]
+                                           if name == "gan-tpu-generate" else [])
     twin = gk.twin_path(folder).read_text()
     assert f'prepare_accelerator("{accelerator}"' in twin
 
@@ -171,7 +173,8 @@ def test_push_uploads_the_wheel_then_the_kernel(name, api, tmp_path, monkeypatch
     assert request.enable_tpu is tpu and request.enable_gpu is (not tpu)
     assert request.enable_internet is False and request.is_private is True
     assert request.machine_shape == ("TpuV5E8" if tpu else "NvidiaTeslaT4")
-    assert request.dataset_data_sources == ["monet-fan/gan-tpu-wheel"]
+    assert request.dataset_data_sources == [s.replace(gk.OWNER_PLACEHOLDER, "monet-fan")
+                                            for s in local["dataset_sources"]]
     assert request.competition_data_sources == ["gan-getting-started"]
     sent = json.loads(request.text)
     assert [c["cell_type"] for c in sent["cells"]][:2] == ["markdown", "code"]
@@ -190,6 +193,31 @@ def test_push_creates_the_dataset_the_first_time(api, tmp_path, monkeypatch):
     gk.push_kernel("gpu-cyclegan", upload_wheel=False, dataset="team/gan-tpu-wheel", api=api, log=lambda m: None)
     assert [c[0] for c in rec.calls] == ["save_kernel"]
     assert rec.calls[0][1].dataset_data_sources == ["team/gan-tpu-wheel"]
+
+
+# --------------------------------------------------------------------------- the generation kernel
+# The training notebooks run in `make test-compat` (executed offline against a stand-in
+# /kaggle); the generation notebook, which trains nothing, runs here as its twin.
+
+
+def test_generation_twin_paints_and_accounts_for_the_budget(tmp_path):
+    """`make submit`'s notebook in smoke mode: paints images.zip from a generator and writes
+    training + generation seconds to budget.json."""
+    work = tmp_path / "gan-tpu-generate"
+    env = dict(os.environ, GAN_TPU_SMOKE="1", GAN_TPU_WORKING=str(work), PYTHONPATH=str(ROOT),
+               GAN_TPU_CACHE=str(tmp_path / "cache"), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.pop("KERAS_BACKEND", None)
+    twin = gk.twin_path(ROOT / "kernels" / "gan-tpu-generate")
+    proc = subprocess.run([sys.executable, str(twin)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:]
+    assert "smoke mode" in out and "VALID:" in out
+    with zipfile.ZipFile(work / "images.zip") as zf:
+        assert len(zf.namelist()) == 8 and all(n.endswith(".jpg") for n in zf.namelist())
+    record = json.loads((work / "budget.json").read_text())
+    assert record["train_seconds"] == 60.0 and 0 < record["generation_seconds"] < record["total_seconds"]
+    assert "budget: training 0.02 h + generation" in out
 
 
 # --------------------------------------------------------------------------- BENCHMARKS.md

@@ -1,17 +1,17 @@
-"""`gan-tpu submit`: the real kaggle package, with only its network call stubbed."""
+"""`gan-tpu submit ZIP --competition C` (a file competition): the real kaggle package, with only its
+network call stubbed. The notebook route of gan-getting-started: tests/test_submit_routes.py."""
 import importlib.util
 import json
 import os
 import sys
 import zipfile
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from gan_tpu.cli import main
 from gan_tpu.kaggle import api as kaggle_api
 from gan_tpu.submission import submit as submit_mod
+from tests.helpers import valid_submission_zip
 
 # Imported only inside fixtures, once HOME and KAGGLE_CONFIG_DIR point into tmp_path: the
 # package creates its config folder and authenticates when first imported.
@@ -20,19 +20,13 @@ if importlib.util.find_spec("kaggle") is None:
                 allow_module_level=True)
 
 KEY = "0123456789abcdef0123456789abcdef"
+# The file route is for file competitions; gan-getting-started takes notebook versions (test_submit_routes).
+FILE_COMP = ["--competition", "file-comp"]
 
 
 @pytest.fixture(scope="module")
 def valid_zip(tmp_path_factory):
-    image = np.add.outer(np.arange(256), np.arange(256)).astype(np.uint8) // 2
-    base = tf.io.encode_jpeg(np.stack([image] * 3, axis=-1), quality=80).numpy()
-    path = tmp_path_factory.mktemp("sub") / "images.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(1, 7001):
-            comment = f"{i}".encode()
-            zf.writestr(f"{i}.jpg", base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big")
-                        + comment + base[2:])
-    return str(path)
+    return valid_submission_zip(tmp_path_factory.mktemp("sub") / "images.zip")
 
 
 @pytest.fixture
@@ -83,9 +77,8 @@ def _write_json(cfg, mode=0o600, **data):
 
 def test_submits_with_kaggle_json(env, network, valid_zip, capfd):
     _write_json(env)
-    assert main(["submit", valid_zip, "-m", "cyclegan v1"]) == 0
-    assert network == [dict(file_name=valid_zip, message="cyclegan v1", competition="gan-getting-started",
-                            user="monet-fan")]
+    assert main(["submit", valid_zip, "-m", "cyclegan v1", *FILE_COMP]) == 0
+    assert network == [dict(file_name=valid_zip, message="cyclegan v1", competition="file-comp", user="monet-fan")]
     out, err = capfd.readouterr()
     assert out.splitlines()[0].startswith("VALID: ")
     assert "submitted" in out and "as monet-fan" in out and "submission ref: 12345" in out
@@ -103,7 +96,7 @@ def test_submits_with_environment_credentials_and_another_competition(env, netwo
 
 
 def test_no_credentials_is_a_one_line_error(env, network, valid_zip, capfd):
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     out, err = capfd.readouterr()
     assert err.count("\n") == 1 and err.startswith("gan-tpu: error: no Kaggle credentials")
     assert "kaggle.json" in err and str(env) in err and "KAGGLE_USERNAME" in err
@@ -112,23 +105,23 @@ def test_no_credentials_is_a_one_line_error(env, network, valid_zip, capfd):
 
 def test_half_environment_credentials(env, network, valid_zip, monkeypatch, capfd):
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     assert "KAGGLE_USERNAME is set but KAGGLE_KEY is not" in capfd.readouterr().err
 
 
 def test_broken_kaggle_json(env, network, valid_zip, capfd):
     (env / "kaggle.json").write_text("{not json")
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     assert f"{env / 'kaggle.json'} are not valid JSON" in capfd.readouterr().err
     _write_json(env, username="someone")
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     err = capfd.readouterr().err
     assert "no 'key'" in err and network == []
 
 
 def test_credentials_readable_by_others_warns(env, network, valid_zip, capfd):
     path = _write_json(env, mode=0o644)
-    assert main(["submit", valid_zip, "-m", "x"]) == 0
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 0
     out, err = capfd.readouterr()
     assert "gan-tpu: warning: Your Kaggle API key is readable by other users" in err
     assert f"chmod 600 {path}" in err
@@ -144,7 +137,7 @@ def test_api_error_shows_its_text_without_the_key(env, network, valid_zip, monke
                            "You must accept this competition's rules")
 
     monkeypatch.setattr(_kaggle_api_class(), "competition_submit", failing)
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     out, err = capfd.readouterr()
     assert err.startswith("gan-tpu: error: Kaggle API error submitting") and err.count("\n") == 1
     assert "403 Client Error: Forbidden" in err and "accept this competition's rules" in err
@@ -154,14 +147,14 @@ def test_api_error_shows_its_text_without_the_key(env, network, valid_zip, monke
 def test_failed_upload_reported_in_the_response(env, network, valid_zip, capfd):
     _write_json(env)
     network.response.message = "Could not submit to competition"
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     assert "Could not submit to competition" in capfd.readouterr().err
 
 
 def test_package_not_installed(env, network, valid_zip, monkeypatch, capfd):
     _write_json(env)
     monkeypatch.setitem(sys.modules, "kaggle", None)  # what an uninstalled package looks like
-    assert main(["submit", valid_zip, "-m", "x"]) == 2
+    assert main(["submit", valid_zip, "-m", "x", *FILE_COMP]) == 2
     err = capfd.readouterr().err
     assert err.strip() == "gan-tpu: error: the kaggle package is not installed: pip install 'gan_tpu[kaggle]'"
     with pytest.raises(submit_mod.UserError, match=r"pip install 'gan_tpu\[kaggle\]'"):
@@ -173,17 +166,17 @@ def test_invalid_zip_is_not_submitted(env, network, tmp_path, capfd):
     bad = tmp_path / "images.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("1.jpg", b"not a jpeg at all" * 40)
-    assert main(["submit", str(bad), "-m", "x"]) == 2
+    assert main(["submit", str(bad), "-m", "x", *FILE_COMP]) == 2
     out, err = capfd.readouterr()
     assert out.startswith("INVALID: ") and "not submitting" in err
     assert network == []
-    assert main(["submit", str(tmp_path / "missing.zip"), "-m", "x"]) == 2
+    assert main(["submit", str(tmp_path / "missing.zip"), "-m", "x", *FILE_COMP]) == 2
     assert "zip not found" in capfd.readouterr().err
 
 
 def test_empty_message(env, network, valid_zip, capfd):
     _write_json(env)
-    assert main(["submit", valid_zip, "-m", "  "]) == 2
+    assert main(["submit", valid_zip, "-m", "  ", *FILE_COMP]) == 2
     assert "-m MESSAGE" in capfd.readouterr().err
 
 

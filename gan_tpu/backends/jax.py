@@ -97,10 +97,12 @@ def train_step(model, state, data):
         opt = player.optimizer
         where = slices[id(opt)]
 
-        def loss_fn(p_values, context_in, player=player, p_vars=p_vars):
+        def loss_fn(p_values, context_in, o_values, player=player, p_vars=p_vars, opt=opt):
             current = dict(values)
             current.update((id(v), x) for v, x in zip(p_vars, p_values))
-            mapping = [(v, current[id(v)]) for v in model_vars]
+            # The optimizer's values too: a LossScaleOptimizer's scale_loss reads its scale,
+            # which must be this step's (from the state), not the value traced in.
+            mapping = [(v, current[id(v)]) for v in model_vars] + list(zip(opt.variables, o_values))
             with keras.StatelessScope(state_mapping=mapping) as scope, shared_phase_kernels():
                 context_out = dict(context_in)
                 loss, logged = player.loss(data, context_out, True)
@@ -114,7 +116,7 @@ def train_step(model, state, data):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         for _ in range(player.steps):
             p_values = [values[id(v)] for v in p_vars]
-            (_, (logged, context_new, assigned)), grads = grad_fn(p_values, context)
+            (_, (logged, context_new, assigned)), grads = grad_fn(p_values, context, opt_values[where])
             # What the loss assigned is kept, trainable values too: spectral norm writes its
             # normalized kernel in training calls, and the optimizer updates that, as on TF
             # (else inference, which uses the kernel as stored, would see unnormalized ones).

@@ -11,6 +11,10 @@
   ``.py`` twins (``gan-tpu kernels --sync``).
 * :mod:`~gan_tpu.kaggle.download`: ``gan-tpu data``, a complete copy or none.
 * :mod:`~gan_tpu.kaggle.push`: ``gan-tpu kernel NAME``, the wheel then the kernel.
+* :mod:`~gan_tpu.kaggle.versions`, :mod:`~gan_tpu.kaggle.code_submit`,
+  :mod:`~gan_tpu.kaggle.roundtrip`, :mod:`~gan_tpu.kaggle.from_run`: a notebook version waited
+  for, its images.zip downloaded, validated and submitted (the competition is notebook-only);
+  ``make kernel SUBMIT=1``; ``make submit RUN=...`` through ``kernels/gan-tpu-generate``.
 * :mod:`~gan_tpu.kaggle.api`: the ``kaggle`` package, credentials checked first, its
   errors as one line with no secret in it.
 

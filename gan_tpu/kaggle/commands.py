@@ -14,8 +14,15 @@ def cmd_data(args) -> int:
 
 
 def cmd_kernel(args) -> int:
-    push_kernel(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset,
-                inception=args.inception)
+    if not (args.wait or args.submit):
+        push_kernel(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset,
+                    inception=args.inception)
+        return 0
+    from gan_tpu.kaggle.roundtrip import push_and_collect
+
+    push_and_collect(args.name, wheel_dir=args.wheel_dir, upload_wheel=not args.no_wheel, dataset=args.dataset,
+                     inception=args.inception, submit=args.submit, message=args.message or "", timeout_s=args.wait_hours * 3600,
+                     poll_s=args.poll)
     return 0
 
 
@@ -57,6 +64,12 @@ def register(subparsers) -> None:
     p.add_argument("--inception", help="attach Kaggle's Inception network (classify_image_graph_def.pb): a dataset "
                    "OWNER/SLUG or a Kaggle Model OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]; the notebook then "
                    "evaluates with it (without one, [eval] stays off)")
+    p.add_argument("--wait", action="store_true", help="wait for the version to finish, then download "
+                   "its images.zip into kaggle_output/ and validate it")
+    p.add_argument("--submit", action="store_true", help="--wait, then submit that version (needs -m)")
+    p.add_argument("-m", "--message", help="the submission's description (with --submit)")
+    p.add_argument("--wait-hours", type=float, default=9.0, help="give up waiting after this long (default 9)")
+    p.add_argument("--poll", type=float, default=60.0, help="seconds between status checks (default 60)")
     p.set_defaults(func=cmd_kernel)
 
     p = subparsers.add_parser("kernels", help="check every kernel's metadata and notebook (--sync rewrites them)",

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -46,10 +47,19 @@ def _result_error(result) -> str | None:
 def push_wheel(api, wheel: Path, dataset: str, *, notes: str, wait_s: float = 600.0,
                sleep: Callable[[float], None] = time.sleep, log=print) -> None:
     """Upload ``wheel`` as a new version of ``dataset`` (created, private, the first time)."""
+    push_dataset(api, [wheel], dataset, title="gan-tpu wheel", subtitle="gan_tpu, packaged for offline Kaggle "
+                 "notebooks", notes=notes, wait_s=wait_s, sleep=sleep, log=log)
+
+
+def push_dataset(api, files: list[Path], dataset: str, *, title: str, subtitle: str, notes: str,
+                 wait_s: float = 600.0, sleep: Callable[[float], None] = time.sleep, log=print) -> None:
+    """Upload ``files`` as a new version of ``dataset`` (created, private, the first time) and
+    wait until Kaggle has processed it: a kernel started before would read the old version."""
+    names = ", ".join(Path(f).name for f in files)
     with tempfile.TemporaryDirectory() as folder:
-        shutil.copy2(wheel, folder)
-        meta = {"title": "gan-tpu wheel", "id": dataset, "licenses": [{"name": "other"}],
-                "subtitle": "gan_tpu, packaged for offline Kaggle notebooks"}
+        for f in files:
+            shutil.copy2(f, folder)
+        meta = {"title": title, "id": dataset, "licenses": [{"name": "other"}], "subtitle": subtitle}
         Path(folder, "dataset-metadata.json").write_text(json.dumps(meta, indent=2))
         try:
             try:
@@ -60,20 +70,20 @@ def push_wheel(api, wheel: Path, dataset: str, *, notes: str, wait_s: float = 60
                     raise
                 exists = False
             if exists:
-                log(f"uploading {wheel.name} as a new version of {dataset}")
+                log(f"uploading {names} as a new version of {dataset}")
                 result = api.dataset_create_version(folder, notes, quiet=True, dir_mode="skip")
             else:
-                log(f"creating the private dataset {dataset} with {wheel.name}")
+                log(f"creating the private dataset {dataset} with {names}")
                 result = api.dataset_create_new(folder, public=False, quiet=True, dir_mode="skip")
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise UserError(f"Kaggle API error uploading {wheel.name} to {dataset}: {error_line(err)}") from None
+            raise UserError(f"Kaggle API error uploading {names} to {dataset}: {error_line(err)}") from None
     error = _result_error(result)
     if error:
-        raise UserError(f"Kaggle API error uploading {wheel.name} to {dataset}: {error}")
+        raise UserError(f"Kaggle API error uploading {names} to {dataset}: {error}")
     deadline = time.monotonic() + wait_s
-    while True:  # a kernel started before the version is ready would install the old wheel
+    while True:
         try:
             status = str(api.dataset_status(dataset)).lower()
         except Exception as err:  # noqa: BLE001
@@ -88,9 +98,18 @@ def push_wheel(api, wheel: Path, dataset: str, *, notes: str, wait_s: float = 60
         sleep(10)
 
 
+@dataclass
+class Pushed:
+    """A pushed notebook: OWNER/SLUG and the number of the version now running."""
+
+    kernel: str
+    version: int
+    url: str
+
+
 def push_kernel(name: str, *, wheel_dir: str = "dist", upload_wheel: bool = True, dataset: str | None = None,
                 root: Path | str = KERNELS_DIR, api=None, sleep: Callable[[float], None] = time.sleep,
-                log=print, inception: str | None = None):
+                log=print, inception: str | None = None) -> Pushed:
     """Push ``kernels/<name>``: the wheel to the project's dataset first, then the notebook
     (``inception``: a dataset or Kaggle Model with Kaggle's Inception graph, attached too)."""
     folder = kernel_dir(name, root)
@@ -124,5 +143,6 @@ def push_kernel(name: str, *, wheel_dir: str = "dist", upload_wheel: bool = True
     if error:
         raise UserError(f"Kaggle API error pushing {staged_meta['id']}: {error}")
     url = getattr(result, "url", None) or f"https://www.kaggle.com/code/{staged_meta['id']}"
-    log(f"pushed: {url} (version {getattr(result, 'version_number', '?')}); it runs now on Kaggle")
-    return result
+    version = int(getattr(result, "version_number", 0) or 0)
+    log(f"pushed: {url} (version {version or '?'}); it runs now on Kaggle")
+    return Pushed(staged_meta["id"], version, url)

@@ -119,6 +119,9 @@ class AdversarialModel(keras.Model):
     def compile(self, jit_compile=True, **kwargs):
         """Compile and build every optimizer now: lazily built optimizers break under
         MirroredStrategy with a custom train_step (keras-team/keras#23085)."""
+        from gan_tpu.optimizers import scale_losses
+
+        scale_losses(self.players)  # mixed_float16: every player's optimizer scales its loss
         for player in self.players:
             player.optimizer.build(player.variables)
         if hasattr(self, "attach_schedules"):  # before JAX's optimizer wrapper lists the variables

@@ -116,6 +116,9 @@ if rc != 0:
 
 # %% [markdown]
 # ## Submit
-# In the notebook viewer: *Output* > `images.zip` > *Submit*. Or from a terminal with the
-# zip downloaded: `gan-tpu submit images.zip -m "gan_tpu cyclegan on TPU"`.
+# The competition takes notebook submissions only: Kaggle scores the `images.zip` this
+# version wrote (Internet off). In the notebook viewer: *Output* > *Submit*. From a terminal:
+# `gan-tpu submit --kernel OWNER/SLUG --version N -m "gan_tpu cyclegan on TPU"` (it downloads
+# and validates this version's zip first); `make kernel KERNEL=tpu-cyclegan SUBMIT=1` pushes, waits
+# and submits in one go. An uploaded zip (`kaggle competitions submit -f` alone) is refused.
 # The run folder (`/kaggle/working/run`) holds the checkpoints, sample grids and history.
