@@ -5,7 +5,9 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
