@@ -32,7 +32,7 @@ def _each_test_is_a_run():
 # left to run alone at the end; the others follow in their usual order.
 LONGEST_FIRST = ("test_ugatit.py", "test_biggan.py", "test_noise_models.py", "test_jax_backend.py",
                  "test_cyclegan_options.py", "test_bayesian_cyclegan.py", "test_run.py", "test_cut.py",
-                 "test_munit.py", "test_stargan.py", "test_unit.py", "test_drit.py", "test_train.py", "test_plan.py",
+                 "test_munit.py", "test_replicas.py", "test_stargan.py", "test_unit.py", "test_drit.py", "test_train.py", "test_plan.py",
                  "test_upsample.py", "test_cyclegan.py")
 
 
