@@ -1,6 +1,7 @@
 """The path accelerators run: `train.train` through Keras `fit` with `train.jit_compile = true`
 under a two-replica MirroredStrategy (conftest's two logical CPUs) against one replica on the
-same global batch, and planted faults this comparison must catch.
+same global batch, and planted faults this comparison must catch; on Keras' JAX backend,
+DataParallel over two host devices against one device (in a subprocess).
 
 What the accelerators run: one replica (one GPU, and each TPU replica) compiles the whole
 `fit` step with XLA; a MirroredStrategy over two devices (Kaggle's 2x T4) cannot (Keras
@@ -19,6 +20,7 @@ gradients are not applied keeps m = 0 (error 1); a gradient twice too large give
 from __future__ import annotations
 
 import os
+import sys
 
 import keras
 import numpy as np
@@ -42,6 +44,7 @@ TINY = ['model.generator="resnet"', "model.ngf=4", "model.ndf=4", "model.n_block
 # Measured (train.seed 1, 2 steps; relative error of m per player, generator / discriminator):
 #   two replicas (graph) vs one (graph), CycleGAN:         4.0e-7 / 2.5e-7
 #   the same, WGAN-GP CycleGAN with n_critic 2:            1.2e-6 / 2.1e-7
+#   JAX: DataParallel over two devices vs one device:       9.6e-7 / 5.8e-7
 #     -> TOLERANCE 1e-4, 80x the largest
 #   one replica compiled by XLA vs one graph, CycleGAN:    8.3e-3 / 1.4e-3 (XLA's CPU kernels
 #     round otherwise; 6.2e-3 / 3e-6 after one step)  -> XLA_TOLERANCE 5e-2, 6x
@@ -189,3 +192,63 @@ def test_the_comparison_catches_a_replica_dependent_random_stream(sample_root, t
     assert min(errors.values()) >= 0.2, errors  # measured 0.36 / 0.59; 0.2: 2,000x TOLERANCE
     with pytest.raises(AssertionError):
         assert_same_gradients(one, two)
+
+
+# ------------------------------------------------------------------ JAX: DataParallel
+
+
+def _jax_worker(root: str, folder: str) -> None:  # KERAS_BACKEND=jax, two host devices
+    """`train.train` of the tiny CycleGAN on one device, then under DataParallel over two;
+    each run's Adam first moments into FOLDER/{one,two}.npz."""
+    import json
+
+    import keras
+
+    from gan_tpu import runtime
+
+    assert keras.backend.backend() == "jax"
+    info = {}
+    for name, devices in (("one", keras.distribution.list_devices("cpu")[:1]),
+                          ("two", keras.distribution.list_devices("cpu"))):
+        strategy = runtime.JaxDevices(devices)  # two: sets DataParallel globally
+        overrides = [f'data.monet="{root}"', f'data.photo="{root}"', "data.image_size=32", "data.augment=false",
+                     f"train.batch_size={GLOBAL_BATCH // len(devices)}", "train.samples=0", "train.epochs=1",
+                     f"train.steps_per_epoch={STEPS}", "train.seed=1", f'output.dir="{folder}/{name}"', *TINY]
+        run = train.train(config.load("demo", overrides), strategy=strategy, use_budget=False, verbose=0)
+        info[name] = dict(replicas=run.strategy.num_replicas_in_sync, step=int(np.array(run.model.step)),
+                          jit=bool(run.model.jit_compile),
+                          iterations=[int(np.array(p.optimizer.iterations)) for p in run.model.players])
+        np.savez(os.path.join(folder, f"{name}.npz"), **first_moments(run))
+    with open(os.path.join(folder, "info.json"), "w") as fh:
+        json.dump(info, fh)
+
+
+def _moments_of(path) -> dict[str, np.ndarray]:
+    with np.load(path) as arrays:
+        return {k: arrays[k] for k in arrays.files}
+
+
+@pytest.mark.slow  # a JAX process compiling two runs: about a minute of CPU
+def test_jax_data_parallel_through_fit_equals_one_device(sample_root, tmp_path):
+    import json
+    import subprocess
+
+    pytest.importorskip("jax")
+    root_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root_dir, "CUDA_VISIBLE_DEVICES": "",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "tests.test_replicas", sample_root, str(tmp_path)], env=env,
+                          cwd=root_dir, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    info = json.load(open(tmp_path / "info.json"))
+    assert info["one"]["replicas"] == 1 and info["two"]["replicas"] == 2
+    for name in ("one", "two"):  # jit "auto": always on JAX
+        assert info[name]["jit"] and info[name]["step"] == STEPS and info[name]["iterations"] == [STEPS, STEPS]
+    one, two = _moments_of(tmp_path / "one.npz"), _moments_of(tmp_path / "two.npz")
+    errors = {k: float(np.linalg.norm(two[k] - one[k]) / np.linalg.norm(one[k])) for k in one}
+    print("relative errors of m (JAX):", errors)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+if __name__ == "__main__":
+    _jax_worker(sys.argv[1], sys.argv[2])
