@@ -295,4 +295,7 @@ def test_pipeline_trains_and_generates_from_the_cli(name, sample_root, tmp_path)
     sets = [a for s in small for a in ("--set", s)]
     assert cli.main(["train", os.path.join(ROOT, "pipelines", f"{name}.toml"), *sets, "--out", run]) == 0
     assert cli.main(["generate", "--run", run, "--out", out, "--allow-any-count", "--no-progress"]) == 0
-    assert os.path.getsize(out) > 0
+    from gan_tpu.submission.validate import validate_zip
+
+    report = validate_zip(out, min_count=2, max_count=2)  # one 256 px JPEG per sample photo
+    assert report.ok, report

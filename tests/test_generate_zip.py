@@ -317,11 +317,19 @@ def test_noise_to_image_sampler(tmp_path, strategy):
     assert validate_zip(tmp_path / "images.zip", min_count=9, max_count=9).ok
 
 
-def test_generation_timer(model, strategy):
-    run_one_batch, global_batch = make_generation_timer(model, strategy=strategy, batch_size=4)
+def test_generation_timer_paints_one_global_batch_per_call(model, strategy):
+    with strategy.scope():  # rows painted, summed over the replicas
+        painted = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.SUM)
+
+    def counting(x, training=False):
+        painted.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return model(x, training=training)
+
+    run_one_batch, global_batch = make_generation_timer(counting, strategy=strategy, batch_size=4)
     assert global_batch == 4
+    assert run_one_batch() is None and int(painted.numpy()) == 4  # 2 rows on each of 2 replicas
     run_one_batch()
-    run_one_batch()
+    assert int(painted.numpy()) == 8
 
 
 def test_cli_args_helper():
