@@ -18,6 +18,13 @@ except RuntimeError:  # already initialized by an earlier import
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_folder(tmp_path_factory):
+    """`score`'s reference cache and the extractors' downloads go to a temporary folder, not
+    ~/.cache/gan_tpu (tests that test the cache set GAN_TPU_CACHE themselves)."""
+    os.environ["GAN_TPU_CACHE"] = str(tmp_path_factory.mktemp("gan_tpu_cache"))
+
+
 @pytest.fixture(autouse=True)
 def _each_test_is_a_run():
     """Budgets count from the start of each test, not of the whole (long) test process."""

@@ -69,7 +69,8 @@ def assert_saved_translator_gives_identical_outputs(model, images, folder) -> No
 
 def overfit(model, batch, steps: int = 50) -> dict:
     """`steps` XLA-compiled train steps on one batch: the step, the weights before and after
-    the first, the first step's logs and the later steps' logs."""
+    the first, the first step's logs, the later steps' logs and each player's optimizer
+    iterations right after them (later tests may step a shared model again)."""
     step = tf.function(model.train_step, jit_compile=True, autograph=False)
     before = trainable_weights(model)
     first = {k: float(v) for k, v in step(batch).items()}
@@ -78,7 +79,8 @@ def overfit(model, batch, steps: int = 50) -> dict:
     for _ in range(steps - 1):
         model.reset_metrics()
         history.append({k: float(v) for k, v in step(batch).items()})
-    return dict(step=step, before=before, after=after, first=first, history=history)
+    iterations = [int(p.optimizer.iterations.numpy()) for p in model.players]
+    return dict(step=step, before=before, after=after, first=first, history=history, iterations=iterations)
 
 
 def one_eager_step(strategy, build, batch, seed: int = 7):

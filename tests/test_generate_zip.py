@@ -247,7 +247,7 @@ def small_disk(tmp_path):
         folder.mkdir()
         try:
             done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(folder)],
-                                  capture_output=True)
+                                  capture_output=True, timeout=60)
         except FileNotFoundError:
             pytest.skip("no mount command here")
         if done.returncode != 0:
@@ -257,7 +257,7 @@ def small_disk(tmp_path):
 
     yield mount
     for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["umount", str(folder)], check=True, timeout=60)
 
 
 def test_free_space_is_checked_before_generating(tmp_path, model, photos, monkeypatch):
