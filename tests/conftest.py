@@ -43,6 +43,21 @@ LONGEST_FIRST = ("test_ugatit.py", "test_biggan.py", "test_noise_models.py", "te
                  "test_upsample.py", "test_cyclegan.py")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--shuffle", type=int, default=None, metavar="SEED",
+                     help="run each file's tests in an order shuffled with SEED (files stay whole)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import random
+
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order stays
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        files = {}
+        for item in items:
+            files.setdefault(item.path, []).append(item)
+        for tests in files.values():
+            random.Random(f"{seed}:{tests[0].path.name}").shuffle(tests)
+        items[:] = [item for tests in files.values() for item in tests]
