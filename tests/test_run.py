@@ -282,3 +282,25 @@ def test_resuming_with_another_backend_than_this_process_runs_is_refused(trained
     with pytest.raises(UserError, match="runtime.backend: 'jax', but Keras runs on 'tensorflow'"):
         train.train(cfg, resume=True, verbose=0)
     assert sorted(os.listdir(os.path.join(trained_run, "checkpoints"))) == before
+
+
+@pytest.mark.slow  # a whole `run` (train, export, 6 photos painted): 20-30 s of CPU
+def test_a_whole_run_in_mixed_bfloat16_leaves_a_valid_zip_and_a_bfloat16_generator(sample_root, tmp_path, capsys):
+    from gan_tpu.submission.validate import validate_zip
+
+    out = tmp_path / "run"
+    try:
+        assert cli.main(["run", "demo", "--out", str(out),
+                         *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                                "train.epochs=1", "train.steps_per_epoch=2",
+                                'runtime.precision="mixed_bfloat16"'])]) == 0
+        history = open(out / "history.csv").read().splitlines()
+        assert len(history) == 2 and "nan" not in history[1].lower()
+        report = validate_zip(out / "images.zip", min_count=6, max_count=6)
+        assert report.ok, report
+        generator = keras.models.load_model(out / "generator.keras", compile=False)
+        assert any(getattr(l, "compute_dtype", None) == "bfloat16" for l in generator.layers)
+        painted = generator(tf.zeros([1, 32, 32, 3]))
+        assert painted.dtype == tf.float32 and np.isfinite(painted.numpy()).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # make_run set it for the process
