@@ -125,6 +125,24 @@ def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, ato
     assert close >= within * total, f"{total - close} of {total} weights differ beyond rtol {rtol}, atol {atol}"
 
 
+def first_moments(model) -> dict[str, np.ndarray]:
+    """Each player's Adam first moments m (flattened, in variable order): a running sum of
+    its gradients, so unlike Adam's weight update (about lr·sign(g)) proportional to them."""
+    out = {}
+    for player in model.players:
+        opt = player.optimizer
+        out[player.name] = np.concatenate(
+            [opt._momentums[opt._get_variable_index(v)].numpy().ravel() for v in player.variables])
+    return out
+
+
+def gradient_errors(one, two) -> dict[str, float]:
+    """||m_two − m_one|| / ||m_one|| per player of two models (see `first_moments`)."""
+    a, b = first_moments(one), first_moments(two)
+    assert a.keys() == b.keys()
+    return {k: float(np.linalg.norm(b[k] - a[k]) / np.linalg.norm(a[k])) for k in a}
+
+
 def assert_two_replicas_equal_one(build, batch, weights=trainable_weights):
     """`build()` after one eager step on `batch` on one replica and on two (the same global
     batch, half each) ends with the same `weights(model)`, within `adam_step_size`."""

@@ -30,6 +30,7 @@ import tensorflow as tf
 from gan_tpu import config, train
 from gan_tpu.backends import tensorflow as tf_backend
 from gan_tpu.sample_data import write_sample_data
+from tests import helpers
 from tests.helpers import two_replicas
 
 STEPS = 2
@@ -77,21 +78,9 @@ def fit(root, out, replicas: int, pipeline: str = "demo", sets=(), jit: bool = T
     return run
 
 
-def first_moments(run) -> dict[str, np.ndarray]:
-    """Each player's Adam first moments m, flattened in variable order."""
-    out = {}
-    for player in run.model.players:
-        opt = player.optimizer
-        out[player.name] = np.concatenate(
-            [opt._momentums[opt._get_variable_index(v)].numpy().ravel() for v in player.variables])
-    return out
-
-
 def gradient_errors(one, two) -> dict[str, float]:
-    """||m_two − m_one|| / ||m_one|| per player (see the module docstring)."""
-    a, b = first_moments(one), first_moments(two)
-    assert a.keys() == b.keys()
-    return {k: float(np.linalg.norm(b[k] - a[k]) / np.linalg.norm(a[k])) for k in a}
+    """||m_two − m_one|| / ||m_one|| per player of two runs (see the module docstring)."""
+    return helpers.gradient_errors(one.model, two.model)
 
 
 def assert_same_gradients(one, two, tolerance=TOLERANCE):
@@ -218,7 +207,7 @@ def _jax_worker(root: str, folder: str) -> None:  # KERAS_BACKEND=jax, two host 
         info[name] = dict(replicas=run.strategy.num_replicas_in_sync, step=int(np.array(run.model.step)),
                           jit=bool(run.model.jit_compile),
                           iterations=[int(np.array(p.optimizer.iterations)) for p in run.model.players])
-        np.savez(os.path.join(folder, f"{name}.npz"), **first_moments(run))
+        np.savez(os.path.join(folder, f"{name}.npz"), **helpers.first_moments(run.model))
     with open(os.path.join(folder, "info.json"), "w") as fh:
         json.dump(info, fh)
 
