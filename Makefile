@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install docs test test-compat demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
+.PHONY: install docs test test-slow test-compat demo submit bench-quality bench-monet clean data wheel kernel bench bench-quick
 
 install: $(STAMP)
 
@@ -23,7 +23,11 @@ docs: $(STAMP)
 # Whole files per worker (a file's compiled models are made once), longest first (conftest.py).
 JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
+
+# The tests marked slow (docs/development.md): worth running, too slow for `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m slow $(PYTEST_ARGS)
 
 # The support matrix (README): one venv per row under .compat/, gan_tpu from its wheel as
 # users install it; ROWS="kaggle-tpu gpu-tf219 floor" (the default) picks rows.

@@ -56,6 +56,14 @@ def build_model(cfg: dict, strategy: tf.distribute.Strategy):
     jit = cfg["train"]["jit_compile"]
     if jit == "auto":  # JAX always: an uncompiled JAX step runs op by op
         jit = runtime.platform(strategy) != "cpu" or keras.backend.backend() == "jax"
+    if jit and runtime.splits_over_devices(strategy):
+        # Keras compiles the whole step, strategy.run and its all-reduce included, as one XLA
+        # program, which cannot reach the other devices' variable copies: the first step fails
+        # ("Trying to access resource ... located in device ...:1 from device ...:0"; seen on two
+        # logical CPUs, tests/test_replicas.py). TPUStrategy compiles its replicas with XLA anyway.
+        log.info("train.jit_compile: off under MirroredStrategy over %d devices (XLA cannot compile "
+                 "a step across devices)", strategy.num_replicas_in_sync)
+        jit = False
     with strategy.scope():
         try:
             model = models.build(cfg["model"]["name"], image_size=cfg["data"]["image_size"],

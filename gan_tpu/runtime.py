@@ -102,6 +102,11 @@ def platform(strategy: tf.distribute.Strategy) -> str:
     return "gpu" if any("GPU" in d.upper() for d in devices) else "cpu"
 
 
+def splits_over_devices(strategy) -> bool:
+    """Whether `strategy` is a MirroredStrategy over more than one device (two GPUs)."""
+    return isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync > 1
+
+
 def default_precision(strategy: tf.distribute.Strategy) -> str:
     """bfloat16 mixed precision on TPU, float32 elsewhere (mixed_float16 is opt-in on GPU)."""
     return "mixed_bfloat16" if platform(strategy) == "tpu" else "float32"

@@ -18,6 +18,13 @@ except RuntimeError:  # already initialized by an earlier import
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_folder(tmp_path_factory):
+    """`score`'s reference cache and the extractors' downloads go to a temporary folder, not
+    ~/.cache/gan_tpu (tests that test the cache set GAN_TPU_CACHE themselves)."""
+    os.environ["GAN_TPU_CACHE"] = str(tmp_path_factory.mktemp("gan_tpu_cache"))
+
+
 @pytest.fixture(autouse=True)
 def _each_test_is_a_run():
     """Budgets count from the start of each test, not of the whole (long) test process."""
@@ -32,10 +39,25 @@ def _each_test_is_a_run():
 # left to run alone at the end; the others follow in their usual order.
 LONGEST_FIRST = ("test_ugatit.py", "test_biggan.py", "test_noise_models.py", "test_jax_backend.py", "test_mixed_precision.py",
                  "test_cyclegan_options.py", "test_bayesian_cyclegan.py", "test_run.py", "test_cut.py",
-                 "test_munit.py", "test_stargan.py", "test_unit.py", "test_drit.py", "test_train.py", "test_plan.py",
+                 "test_munit.py", "test_replicas.py", "test_stargan.py", "test_unit.py", "test_drit.py", "test_train.py", "test_plan.py",
                  "test_upsample.py", "test_cyclegan.py")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--shuffle", type=int, default=None, metavar="SEED",
+                     help="run each file's tests in an order shuffled with SEED (files stay whole)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import random
+
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order stays
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        files = {}
+        for item in items:
+            files.setdefault(item.path, []).append(item)
+        for tests in files.values():
+            random.Random(f"{seed}:{tests[0].path.name}").shuffle(tests)
+        items[:] = [item for tests in files.values() for item in tests]

@@ -69,7 +69,8 @@ def assert_saved_translator_gives_identical_outputs(model, images, folder) -> No
 
 def overfit(model, batch, steps: int = 50) -> dict:
     """`steps` XLA-compiled train steps on one batch: the step, the weights before and after
-    the first, the first step's logs and the later steps' logs."""
+    the first, the first step's logs, the later steps' logs and each player's optimizer
+    iterations right after them (later tests may step a shared model again)."""
     step = tf.function(model.train_step, jit_compile=True, autograph=False)
     before = trainable_weights(model)
     first = {k: float(v) for k, v in step(batch).items()}
@@ -78,7 +79,8 @@ def overfit(model, batch, steps: int = 50) -> dict:
     for _ in range(steps - 1):
         model.reset_metrics()
         history.append({k: float(v) for k, v in step(batch).items()})
-    return dict(step=step, before=before, after=after, first=first, history=history)
+    iterations = [int(p.optimizer.iterations.numpy()) for p in model.players]
+    return dict(step=step, before=before, after=after, first=first, history=history, iterations=iterations)
 
 
 def one_eager_step(strategy, build, batch, seed: int = 7):
@@ -121,6 +123,24 @@ def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, ato
         close += int(np.isclose(a, b, rtol=rtol, atol=atol).sum())
         total += a.size
     assert close >= within * total, f"{total - close} of {total} weights differ beyond rtol {rtol}, atol {atol}"
+
+
+def first_moments(model) -> dict[str, np.ndarray]:
+    """Each player's Adam first moments m (flattened, in variable order): a running sum of
+    its gradients, so unlike Adam's weight update (about lr·sign(g)) proportional to them."""
+    out = {}
+    for player in model.players:
+        opt = player.optimizer
+        out[player.name] = np.concatenate(
+            [opt._momentums[opt._get_variable_index(v)].numpy().ravel() for v in player.variables])
+    return out
+
+
+def gradient_errors(one, two) -> dict[str, float]:
+    """||m_two − m_one|| / ||m_one|| per player of two models (see `first_moments`)."""
+    a, b = first_moments(one), first_moments(two)
+    assert a.keys() == b.keys()
+    return {k: float(np.linalg.norm(b[k] - a[k]) / np.linalg.norm(a[k])) for k in a}
 
 
 def assert_two_replicas_equal_one(build, batch, weights=trainable_weights):

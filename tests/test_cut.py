@@ -117,7 +117,7 @@ def test_xla_step_updates_every_network_with_finite_losses(compiled):
     assert set(compiled["first"]) == set(model.loss_names)
     assert all(np.isfinite(v) for v in compiled["first"].values())
     assert all(not np.array_equal(a, b) for a, b in zip(compiled["before"], compiled["after"]))
-    assert int(model.g_optimizer.iterations) == 20 and int(model.d_optimizer.iterations) == 20
+    assert compiled["iterations"] == [20, 20]  # G, D: counted before later tests step the model
     assert set(model.seed_generators) == {"patch_seed"}  # what the trainer spreads over replicas
 
 

@@ -177,3 +177,26 @@ def test_corrupt_jpeg_body_in_jpg_folder(tmp_path):
     (tmp_path / "a.jpg").write_bytes(good)
     (tmp_path / "b.jpg").write_bytes(good[: len(good) // 3])
     assert _error(tmp_path).endswith("b.jpg: truncated or corrupt JPEG data (the header is fine, the image does not decode)")
+
+
+def test_augment_false_gives_each_image_resized_and_rot90_only_turns_the_augmented_crop(tmp_path):
+    images = smooth_images(2, seed=9)
+    images[:, :64, :32] = 255  # a corner mark: flips and turns are visible
+    source = data.resolve(write_domain_records(str(tmp_path / "m"), images), "monet")
+
+    def stream(n=32, **kw):
+        ds = data.domain_dataset(source, image_size=64, seed=5, **kw).take(n)
+        return np.stack([x.numpy() for x in ds])
+
+    plain = [tf.image.resize(data.to_float(tf.io.decode_jpeg(jpeg(i))), [64, 64], method="area").numpy()
+             for i in images]
+    for x in stream(8, augment_images=False):  # each image as it is, resized: no crop, flip, turn
+        assert min(np.abs(x - y).max() for y in plain) < 1e-6
+    cropped, turned = stream(augment_images=True), stream(augment_images=True, rot90=True)
+    assert not any(np.allclose(x, y, atol=1e-3) for x in cropped for y in plain)  # augmented: never the plain image
+    ks = []
+    for x, y in zip(cropped, turned):  # the same crop and flip (same seeds), then turned k quarters
+        k = [k for k in range(4) if np.array_equal(np.rot90(x, k), y)]
+        assert len(k) == 1, k
+        ks.append(k[0])
+    assert sorted(set(ks)) == [0, 1, 2, 3], ks

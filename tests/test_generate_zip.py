@@ -247,7 +247,7 @@ def small_disk(tmp_path):
         folder.mkdir()
         try:
             done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(folder)],
-                                  capture_output=True)
+                                  capture_output=True, timeout=60)
         except FileNotFoundError:
             pytest.skip("no mount command here")
         if done.returncode != 0:
@@ -257,7 +257,7 @@ def small_disk(tmp_path):
 
     yield mount
     for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["umount", str(folder)], check=True, timeout=60)
 
 
 def test_free_space_is_checked_before_generating(tmp_path, model, photos, monkeypatch):
@@ -317,11 +317,19 @@ def test_noise_to_image_sampler(tmp_path, strategy):
     assert validate_zip(tmp_path / "images.zip", min_count=9, max_count=9).ok
 
 
-def test_generation_timer(model, strategy):
-    run_one_batch, global_batch = make_generation_timer(model, strategy=strategy, batch_size=4)
+def test_generation_timer_paints_one_global_batch_per_call(model, strategy):
+    with strategy.scope():  # rows painted, summed over the replicas
+        painted = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.SUM)
+
+    def counting(x, training=False):
+        painted.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return model(x, training=training)
+
+    run_one_batch, global_batch = make_generation_timer(counting, strategy=strategy, batch_size=4)
     assert global_batch == 4
+    assert run_one_batch() is None and int(painted.numpy()) == 4  # 2 rows on each of 2 replicas
     run_one_batch()
-    run_one_batch()
+    assert int(painted.numpy()) == 8
 
 
 def test_cli_args_helper():

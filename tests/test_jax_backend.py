@@ -1,4 +1,5 @@
-"""Keras' JAX backend: every model trains under DataParallel, one CycleGAN step equals
+"""Keras' JAX backend: models train under DataParallel (DCGAN by default, every registered
+model with GAN_TPU_JAX_MODELS=all: see DEFAULT_MODELS), one CycleGAN step equals
 TensorFlow's, checkpoints move between backends, the gradient penalty agrees, generation
 works, and the CLI picks the backend before Keras is imported.
 

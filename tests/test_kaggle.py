@@ -152,7 +152,7 @@ def test_prepare_accelerator_sets_the_jax_backend_before_keras():
             "env={'KERAS_BACKEND': 'jax'}, log=lambda m: None); "
             "print(json.dumps([plan.backend, env, 'keras' in sys.modules, smoke.backend]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT))
+                         env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
     # The smoke run rehearses the JAX path on CPU when KERAS_BACKEND=jax asks for it.
     assert json.loads(out.stdout) == ["jax", {"KERAS_BACKEND": "jax"}, False, "jax"], out.stderr[-2000:]
     env = {}

@@ -176,7 +176,7 @@ def test_mifid_callback_logs_csv_tensorboard_and_keeps_best(tmp_path):
     ref_feats, _ = tiny.features(rng.randint(0, 255, (12, 32, 32, 3)).astype(np.uint8))
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    translators = iter([_Net([1.0, 1.0, 1.0]), _Net([0.2, 0.2, 0.2]), _Net([0.9, 1.0, 1.0])])
+    translators = iter([_Net([0.2, 0.2, 0.2]), _Net([0.9, 1.0, 1.0]), _Net([1.0, 1.0, 1.0])])  # best: 2
     current = {}
 
     def translator(x, training=False):
@@ -186,17 +186,30 @@ def test_mifid_callback_logs_csv_tensorboard_and_keeps_best(tmp_path):
         def on_epoch_begin(self, epoch, logs=None):
             current["net"] = next(translators)
 
+    epoch_weights = []
+
+    class Record(keras.callbacks.Callback):  # the weights each epoch ends with
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_weights.append([w.copy() for w in self.model.get_weights()])
+
     best = []
     callback = MiFIDCallback(photos, Reference.from_features(ref_feats), tiny, str(tmp_path), every=1,
                              translator=translator, batch_size=4, on_best=lambda e, s: best.append(e))
-    history = model.fit(np.zeros((8, 4)), np.zeros((8, 1)), epochs=3, verbose=0, callbacks=[Swap(), callback])
+    # Data that moves the weights every epoch, so each epoch's weights differ.
+    history = model.fit(rng.normal(size=(8, 4)), rng.normal(size=(8, 1)), epochs=3, verbose=0,
+                        callbacks=[Swap(), callback, Record()])
     rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     mifids = [float(r["mifid"]) for r in rows]
     assert history.history["mifid"] == pytest.approx(mifids)
     assert best[0] == 1 and callback.best == pytest.approx(min(mifids))
     assert json.load(open(tmp_path / "best.json"))["epoch"] == callback.best_epoch
-    assert os.path.isfile(tmp_path / "best.weights.h5")
+    saved = keras.models.clone_model(model)
+    saved.load_weights(tmp_path / "best.weights.h5")
+    assert callback.best_epoch == 2  # not the last: the last epoch's weights must not be what was kept
+    for got, best_w, last in zip(saved.get_weights(), epoch_weights[1], epoch_weights[-1]):
+        np.testing.assert_array_equal(got, best_w)
+        assert not np.array_equal(got, last)
     events = [os.path.join(tmp_path, "tensorboard", f) for f in os.listdir(tmp_path / "tensorboard")]
     tags = [(v.tag, e.step, float(tf.make_ndarray(v.tensor))) for path in events
             for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value]

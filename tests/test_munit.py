@@ -48,6 +48,7 @@ def test_adain_normalizes_each_image_and_applies_its_own_parameters():
 
 
 def test_styles_change_the_translation_and_a_style_seed_fixes_it():
+    tf.keras.utils.set_random_seed(4)  # the same weights whatever ran before in this process
     model = models.build("munit", image_size=32, **TINY)
     photos = images_at(32)[:2]
     np.testing.assert_array_equal(style_code(5, 8), style_code(5, 8))
@@ -74,7 +75,7 @@ def test_xla_step_updates_every_network_with_finite_losses(compiled):
     assert all(not np.array_equal(a, b) for a, b in zip(compiled["before"], compiled["after"]))
     assert compiled["first"]["cycle"] == 0.0  # the authors' default: no style-augmented cycle
     assert not np.array_equal(model.noise_seed.state.numpy(), compiled["noise_before"])  # styles drawn
-    assert int(model.g_optimizer.iterations) == 25 and int(model.d_optimizer.iterations) == 25
+    assert compiled["iterations"] == [25, 25]  # counted before later tests step the model
 
 
 def test_overfitting_four_images_lowers_image_and_latent_reconstruction(compiled):

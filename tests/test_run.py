@@ -226,3 +226,81 @@ def test_generate_refuses_a_disk_without_room_for_the_zip_in_one_line(trained_ru
         f"gan-tpu: error: {tmp_path}: not enough free space for a.zip: about 0.20 MB needed "
         f"(6 images at JPEG quality 95), 0.05 MB free")
     assert os.listdir(tmp_path) == []
+
+
+def _poisoned_train(monkeypatch, step):
+    real_train = train.train
+
+    def poisoned(cfg, **kwargs):
+        return real_train(cfg, callbacks=[_PoisonAfter(step)], **kwargs)
+
+    monkeypatch.setattr(train, "train", poisoned)
+
+
+def test_a_run_that_diverges_submits_from_the_last_good_checkpoint_and_exits_1(sample_root, tmp_path,
+                                                                               monkeypatch, capsys):
+    from gan_tpu.submission.validate import validate_zip
+
+    _poisoned_train(monkeypatch, 3)  # NaN weights after step 3: step 4's losses are NaN
+    out = tmp_path / "run"
+    assert cli.main(["run", "demo", "--out", str(out),
+                     *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                            "train.epochs=2", "train.steps_per_epoch=2", "train.checkpoint_every=1"])]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "the submission comes from the last good checkpoint (step 3)" in err
+    report = validate_zip(out / "images.zip", min_count=6, max_count=6)  # every photo, from finite weights
+    assert report.ok, report
+    generator = keras.models.load_model(out / "generator.keras", compile=False)
+    assert all(np.isfinite(w).all() for w in generator.get_weights())
+
+
+def test_a_run_that_diverges_before_its_first_checkpoint_is_a_one_line_error(sample_root, tmp_path, monkeypatch,
+                                                                              capsys):
+    _poisoned_train(monkeypatch, 1)
+    out = tmp_path / "run"
+    code = cli.main(["run", "demo", "--out", str(out),
+                     *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                            "train.epochs=1", "train.steps_per_epoch=3", "train.checkpoint_every=1000"])])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "before any checkpoint: nothing to keep" in err and len(err.strip().splitlines()) <= 2, err
+    assert not (out / "images.zip").exists() and not (out / "generator.keras").exists()
+
+
+def test_generate_without_run_or_checkpoint_is_one_line(tmp_path, capsys):
+    assert cli.main(["generate", "--out", str(tmp_path / "images.zip")]) != 0
+    err = capsys.readouterr().err
+    assert "give --run DIR or --checkpoint PATH" in err and "Traceback" not in err
+    assert not (tmp_path / "images.zip").exists()
+
+
+def test_resuming_with_another_backend_than_this_process_runs_is_refused(trained_run, sample_root):
+    from gan_tpu.errors import UserError
+
+    cfg = config.load(os.path.join(trained_run, "config.toml"), ['runtime.backend="jax"'])
+    before = sorted(os.listdir(os.path.join(trained_run, "checkpoints")))
+    with pytest.raises(UserError, match="runtime.backend: 'jax', but Keras runs on 'tensorflow'"):
+        train.train(cfg, resume=True, verbose=0)
+    assert sorted(os.listdir(os.path.join(trained_run, "checkpoints"))) == before
+
+
+@pytest.mark.slow  # a whole `run` (train, export, 6 photos painted): 20-30 s of CPU
+def test_a_whole_run_in_mixed_bfloat16_leaves_a_valid_zip_and_a_bfloat16_generator(sample_root, tmp_path, capsys):
+    from gan_tpu.submission.validate import validate_zip
+
+    out = tmp_path / "run"
+    try:
+        assert cli.main(["run", "demo", "--out", str(out),
+                         *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                                "train.epochs=1", "train.steps_per_epoch=2",
+                                'runtime.precision="mixed_bfloat16"'])]) == 0
+        history = open(out / "history.csv").read().splitlines()
+        assert len(history) == 2 and "nan" not in history[1].lower()
+        report = validate_zip(out / "images.zip", min_count=6, max_count=6)
+        assert report.ok, report
+        generator = keras.models.load_model(out / "generator.keras", compile=False)
+        assert any(getattr(l, "compute_dtype", None) == "bfloat16" for l in generator.layers)
+        painted = generator(tf.zeros([1, 32, 32, 3]))
+        assert painted.dtype == tf.float32 and np.isfinite(painted.numpy()).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # make_run set it for the process

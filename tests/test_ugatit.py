@@ -115,7 +115,7 @@ def test_xla_step_updates_every_network_with_finite_float32_losses(compiled):
     assert all(not np.array_equal(a, b) for a, b in zip(compiled["before"], compiled["after"]))
     # a CAM loss of 4 x log 2 x 1000 at the start: the classifiers begin undecided
     assert compiled["first"]["cam"] == pytest.approx(4000 * np.log(2), rel=0.05)
-    assert int(model.g_optimizer.iterations) == 50 and int(model.d_optimizer.iterations) == 50
+    assert compiled["iterations"] == [50, 50]  # G, D: counted before later tests step the model
 
 
 def test_overfitting_four_images_lowers_cycle_and_identity(compiled):
