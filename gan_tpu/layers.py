@@ -174,8 +174,8 @@ _SHARED_PHASE_KERNELS: list[dict] = []
 @contextlib.contextmanager
 def shared_phase_kernels():
     """Within: a phase layer (`PhaseConv2DTranspose`, `PhaseResizeConv2D`) called again on
-    the same kernel value reuses its phase kernels, so in one traced loss (CycleGAN's translate, cycle and identity passes)
-    the uses' kernel gradients are summed in the phase layout and mapped back to the
+    the same kernel value reuses its phase kernels, so in one traced loss (CycleGAN's
+    translate, cycle and identity passes) the uses' kernel gradients are summed in the phase layout and mapped back to the
     kernel's layout once, not per use (per use, XLA fused those transposes into Adam's
     update: 29 % of the JAX CycleGAN step, issue 18). Only for immutable values (a traced
     JAX loss): a variable assigned in place inside would keep stale phase kernels."""
