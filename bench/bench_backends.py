@@ -114,6 +114,12 @@ class Worker:
         self.jax = keras.backend.backend() == "jax"
         self.args = args
         self.options = options(args.set)
+        if self.options.get("upsample") == "resize_old":  # nearest x2 + 3x3 conv at full size, as before
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from bench_upsample import use_old_resize
+
+            use_old_resize()
+            self.options["upsample"] = "resize"
         keras.utils.set_random_seed(0)
         self.model = models.build(args.model, image_size=args.size, **self.options)
         self.model.compile(jit_compile=True)

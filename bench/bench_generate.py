@@ -14,6 +14,13 @@ ways; medians of --repeats.
     python bench/bench_generate.py --model demo --count 1000
     python bench/bench_generate.py --model small --count 1000
     python bench/bench_generate.py --model full --count 300
+    taskset -c 1 python bench/bench_generate.py --model full --count 40 --upsample transpose \
+        --upsample resize_old --upsample resize --upsample antialias --backend tensorflow --backend jax
+
+--upsample / --backend: write_submission's runs (every pair; the starter's way always runs the
+starter's transposed convs on TensorFlow). Each of those runs also times the same generator's
+bare batched forward in its process (what `generate` can at best reach) and reports
+generate+zip's throughput as a share of it.
 
 --model demo: the demo pipeline's generator (U-Net ngf=16 trained at 64 px, so photos are
 resized 256 -> 64 -> 256 around it); small: the same U-Net width at 256 px; full: the
@@ -40,14 +47,20 @@ SHARED_PHOTOS = [os.path.join(ROOT, "..", "shared", "realdata", "monet2photo", d
 MODELS = {"demo": (16, 64), "small": (16, 256), "full": (64, 256)}
 
 
-def build_generator(model: str):
+def build_generator(model: str, upsample: str = "transpose"):
     import keras
 
     from gan_tpu.models.networks import unet_generator
 
+    if upsample == "resize_old":  # nearest x2 + 3x3 conv at full size, as before PhaseResizeConv2D
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_upsample import use_old_resize
+
+        use_old_resize()
+        upsample = "resize"
     ngf, size = MODELS[model]
     keras.utils.set_random_seed(0)
-    net = unet_generator(size, ngf=ngf, name="g_monet")
+    net = unet_generator(size, ngf=ngf, name="g_monet", upsample=upsample)
     if size == 256:
         return net
     inputs = keras.Input((256, 256, 3))
@@ -93,10 +106,11 @@ def _child(args) -> None:
     import numpy as np
     import tensorflow as tf
 
-    gen = build_generator(args.model)
+    gen = build_generator(args.model, "transpose" if args.child == "starter" else args.upsample)
     files = json.loads(open(args.files).read())
     out_dir = args.out
     start = time.perf_counter()
+    forward = {}
     if args.child == "ours":
         from gan_tpu.submission.generate import write_submission
 
@@ -106,6 +120,7 @@ def _child(args) -> None:
         result = write_submission(gen, ds, os.path.join(out_dir, "images.zip"), count=len(files),
                                   allow_any_count=True, progress=False, batch_size=args.batch)
         count = result.count
+        forward = _bare_forward(gen, files, args.batch or 8)
     else:
         import PIL.Image  # the starter notebook's way, line for line in spirit
 
@@ -125,20 +140,50 @@ def _child(args) -> None:
             count = i
         shutil.make_archive(os.path.join(out_dir, "images"), "zip", images)
     seconds = time.perf_counter() - start
-    print(json.dumps({"count": count, "generate_s": seconds}))
+    print(json.dumps({"count": count, "generate_s": seconds, **forward}))
+
+
+def _bare_forward(gen, files: list[str], batch: int, batches: int = 2) -> dict:
+    """The same generator's batched forward alone, compiled as generation compiles it
+    (TensorFlow: a plain tf.function; JAX: jax.jit), on decoded photos already in memory:
+    seconds per image, median of `batches` batches after a warm-up one."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    x = np.stack([tf.io.decode_jpeg(tf.io.read_file(f), channels=3).numpy() for f in files[:batch]])
+    x = x.astype(np.float32) / 127.5 - 1
+    if keras.backend.backend() == "jax":
+        from gan_tpu.backends.jax import compile_inference
+
+        infer = compile_inference(lambda v: gen(v, training=False), gen.variables)
+        run = lambda: np.asarray(infer(x))  # noqa: E731
+    else:
+        fn = tf.function(lambda v: gen(v, training=False))
+        run = lambda: fn(tf.constant(x)).numpy()  # noqa: E731
+    run()
+    times = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return {"forward_s_per_image": statistics.median(times) / batch}
 
 
 # ----------------------------------------------------------------------------- parent
 
 
 def _run_once(way: str, model: str, files_json: str, batch: int | None) -> dict:
+    """`way`: "starter", or "ours <upsample> <backend>"."""
+    child, upsample, backend = (way.split() + ["transpose", "tensorflow"])[:3]
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", way, "--model", model,
-               "--files", files_json, "--out", out]
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", child, "--model", model,
+               "--files", files_json, "--out", out, "--upsample", upsample]
         if batch:
             cmd += ["--batch", str(batch)]
+        env = {**os.environ, "KERAS_BACKEND": backend}
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"{way} failed:\n{proc.stderr[-3000:]}")
@@ -154,34 +199,53 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=None, help="write_submission's global batch (default its own)")
     p.add_argument("--photos", default=None)
+    p.add_argument("--upsample", action="append", choices=("transpose", "resize", "resize_old", "antialias"),
+                   help="the U-Net's up blocks for write_submission's runs (repeatable; default transpose); "
+                        "the starter's way always runs its transposed convs")
+    p.add_argument("--backend", action="append", choices=("tensorflow", "jax"),
+                   help="Keras backend of write_submission's runs (repeatable; default tensorflow)")
+    p.add_argument("--json", help="write the runs and medians here")
     p.add_argument("--child", choices=("ours", "starter"), help=argparse.SUPPRESS)
     p.add_argument("--files", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
+        args.upsample = args.upsample[0] if args.upsample else "transpose"
         return _child(args)
+    args.upsample = args.upsample or ["transpose"]
+    args.backend = args.backend or ["tensorflow"]
 
     files = _photo_files(args.photos, args.count)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(files, f)
     models = tuple(MODELS) if args.model == "all" else (args.model,)
     print(f"{len(files)} photos, {os.cpu_count()} CPUs, medians of {args.repeats}")
+    ways = ["starter"] + [f"ours {u} {b}" for b in args.backend for u in args.upsample]
+    print(f"load average {os.getloadavg()[0]:.1f} before")
     for model in models:
-        runs = {"starter": [], "ours": []}
+        runs = {way: [] for way in ways}
         for _ in range(args.repeats):
-            for way in ("starter", "ours"):
+            for way in ways:  # round-robin: every way sees the same load
                 r = _run_once(way, model, f.name, args.batch)
                 runs[way].append(r)
-                print(f"  {model:5s} {way:7s} process {r['process_s']:7.1f} s  "
+                print(f"  {model:5s} {way:26s} process {r['process_s']:7.1f} s  "
                       f"generate+zip {r['generate_s']:7.1f} s  ({r['count']} images)", flush=True)
-        med = {w: {k: statistics.median(r[k] for r in rs) for k in ("process_s", "generate_s")}
-               for w, rs in runs.items()}
+        keys = ("process_s", "generate_s", "forward_s_per_image")
+        med = {w: {k: statistics.median(r[k] for r in rs) for k in keys if k in rs[0]} for w, rs in runs.items()}
         n = len(files)
-        for w in ("starter", "ours"):
-            print(f"{model:5s} {w:7s}: process {med[w]['process_s']:.1f} s ({n / med[w]['process_s']:.1f} img/s), "
-                  f"generate+zip {med[w]['generate_s']:.1f} s ({n / med[w]['generate_s']:.1f} img/s)")
-        print(f"{model:5s} ratio: process {med['starter']['process_s'] / med['ours']['process_s']:.2f}x, "
-              f"generate+zip {med['starter']['generate_s'] / med['ours']['generate_s']:.2f}x", flush=True)
+        for w in ways:
+            m = med[w]
+            line = (f"{model:5s} {w:26s}: process {m['process_s']:.1f} s ({n / m['process_s']:.2f} img/s, "
+                    f"{med['starter']['process_s'] / m['process_s']:.2f}x the starter's), generate+zip "
+                    f"{m['generate_s']:.1f} s ({n / m['generate_s']:.2f} img/s)")
+            if "forward_s_per_image" in m:
+                bare = 1 / m["forward_s_per_image"]
+                line += f"; bare forward {bare:.2f} img/s, generate+zip at {100 * n / m['generate_s'] / bare:.0f} % of it"
+            print(line, flush=True)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"count": n, "runs": runs, "medians": med, "load_after": os.getloadavg()}, fh)
+    print(f"load average {os.getloadavg()[0]:.1f} after")
     os.unlink(f.name)
 
 

@@ -118,18 +118,20 @@ def upsample_conv(x, filters: int, *, mode: str, name: str, transpose_kernel: in
 
     "transpose": a `transpose_kernel` stride-2 transposed conv (the starter notebook's; its
     uneven kernel overlap leaves a checkerboard, Odena et al. 2016); "resize": nearest x2,
-    then a 3x3 conv; "antialias": `BlurUpsample2D`, then a 3x3 conv (CUT's default).
-    `reflect` pads the 3x3 conv by reflection instead of zeros. Layers are named
-    `{name}_conv` (and `{name}_resize` / `{name}_blur`, `{name}_pad`).
+    then a 3x3 conv (one `PhaseResizeConv2D`); "antialias": `BlurUpsample2D`, then a 3x3
+    conv (CUT's default). `reflect` pads the 3x3 conv by reflection instead of zeros. Layers
+    are named `{name}_conv` (and `{name}_blur`, `{name}_pad`). Generators saved before
+    `PhaseResizeConv2D` hold `{name}_resize` (UpSampling2D), `{name}_pad` and a Conv2D
+    `{name}_conv` with the same kernel: they load as they were and paint the same images.
     """
     init = weight_init()
     if check_upsample(mode) == "transpose":
         return PhaseConv2DTranspose(filters, transpose_kernel, strides=2, padding="same",
                                     use_bias=use_bias, kernel_initializer=init, name=f"{name}_conv")(x)
-    if mode == "resize":
-        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
-    else:
-        x = BlurUpsample2D(name=f"{name}_blur")(x)
+    if mode == "resize":  # its 3x3 kernel, computed at the low resolution (same outputs)
+        return PhaseResizeConv2D(filters, reflect=reflect, use_bias=use_bias, kernel_initializer=init,
+                                 name=f"{name}_conv")(x)
+    x = BlurUpsample2D(name=f"{name}_blur")(x)
     if reflect:
         x = ReflectionPadding2D(1, name=f"{name}_pad")(x)
     return keras.layers.Conv2D(filters, 3, padding="valid" if reflect else "same", use_bias=use_bias,
@@ -171,9 +173,9 @@ _SHARED_PHASE_KERNELS: list[dict] = []
 
 @contextlib.contextmanager
 def shared_phase_kernels():
-    """Within: a `PhaseConv2DTranspose` called again on the same kernel value reuses its
-    phase kernels, so in one traced loss (CycleGAN's translate, cycle and identity passes)
-    the uses' kernel gradients are summed in the phase layout and mapped back to the
+    """Within: a phase layer (`PhaseConv2DTranspose`, `PhaseResizeConv2D`) called again on
+    the same kernel value reuses its phase kernels, so in one traced loss (CycleGAN's
+    translate, cycle and identity passes) the uses' kernel gradients are summed in the phase layout and mapped back to the
     kernel's layout once, not per use (per use, XLA fused those transposes into Adam's
     update: 29 % of the JAX CycleGAN step, issue 18). Only for immutable values (a traced
     JAX loss): a variable assigned in place inside would keep stale phase kernels."""
@@ -182,6 +184,19 @@ def shared_phase_kernels():
         yield
     finally:
         _SHARED_PHASE_KERNELS.pop()
+
+
+def _shared_phase_kernels(layer, split) -> list:
+    """`split(layer.kernel.value)`, inside `shared_phase_kernels` once per kernel value."""
+    value = layer.kernel.value
+    cache = _SHARED_PHASE_KERNELS[-1] if _SHARED_PHASE_KERNELS else None
+    key = (id(layer), id(value))
+    if cache is not None and key in cache and cache[key][0] is value:
+        return cache[key][1]
+    kernels = split(value)
+    if cache is not None:
+        cache[key] = (value, kernels)
+    return kernels
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -220,11 +235,9 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
         One pad, flip, reshape and transpose, then a split; inside `shared_phase_kernels`,
         once per kernel value. (As strided slices per phase, their gradient was 40 % of the
         JAX CycleGAN step on XLA:CPU, issue 18.)"""
-        value = self.kernel.value
-        cache = _SHARED_PHASE_KERNELS[-1] if _SHARED_PHASE_KERNELS else None
-        key = (id(self), id(value))
-        if cache is not None and key in cache and cache[key][0] is value:
-            return cache[key][1]
+        return _shared_phase_kernels(self, self._split_kernel)
+
+    def _split_kernel(self, value) -> list:
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         th, tw = -(-kh // sh), -(-kw // sw)
         k = value
@@ -232,10 +245,7 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
             k = ops.pad(k, [[0, th * sh - kh], [0, tw * sw - kw], [0, 0], [0, 0]])
         k = ops.reshape(ops.flip(ops.flip(k, 0), 1), (th, sh, tw, sw, self.filters, -1))
         k = ops.reshape(ops.transpose(k, (1, 3, 0, 2, 5, 4)), (sh * sw, th, tw, -1, self.filters))
-        kernels = [ops.squeeze(part, 0) for part in ops.split(k, sh * sw, axis=0)]
-        if cache is not None:
-            cache[key] = (value, kernels)
-        return kernels
+        return [ops.squeeze(part, 0) for part in ops.split(k, sh * sw, axis=0)]
 
     def call(self, inputs):
         if not self._phases_apply(inputs.shape):
@@ -260,3 +270,82 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs) if self.activation is not None else outputs
+
+
+# Nearest x2 then a 3x3 tap row d in {-1, 0, +1}: output row 2m + a reads source row
+# m + floor((a + d) / 2), so phase a's 2 taps (source rows m - 1 + a, m + a) sum these 3x3 rows.
+_RESIZE_TAP_SUMS = ((((0,), (1, 2)), ((0, 1), (2,))))
+
+
+@keras.saving.register_keras_serializable(package="gan_tpu")
+class PhaseResizeConv2D(keras.layers.Conv2D):
+    """Nearest x2 upsampling then a 3x3 stride-1 conv ("same": zero padding of the upsampled
+    image; `reflect`: its reflection padding), computed at the input's resolution.
+
+    Each output phase (a, b) in {0,1}^2 is a 2x2 stride-1 conv of the input whose taps are
+    sums of the 3x3 kernel's (`_RESIZE_TAP_SUMS`), the four interleaved: 4 taps per output
+    pixel instead of 9, the cost of a 4x4 stride-2 transposed conv, with resize-conv's
+    outputs. Zero padding of the upsampled image is zero padding of the input (folded into
+    the convs, as in `PhaseConv2DTranspose`); its reflection by one pixel repeats the
+    input's edge. The weights are a `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in,
+    out), bias), so checkpoints of the UpSampling2D + Conv2D form load unchanged.
+    """
+
+    def __init__(self, filters, kernel_size=3, *, reflect: bool = False, **kwargs):
+        kwargs.pop("padding", None)
+        super().__init__(filters, kernel_size, padding="same", **kwargs)
+        if self.kernel_size != (3, 3) or self.strides != (1, 1) or self.dilation_rate != (1, 1) \
+                or self.groups != 1 or self.data_format != "channels_last":
+            raise ValueError("PhaseResizeConv2D is a 3x3 stride-1 channels_last conv")
+        self.reflect = bool(reflect)
+
+    def get_config(self):
+        return {**super().get_config(), "reflect": self.reflect}
+
+    def _phase_kernels(self):
+        """The four 2x2 phase kernels (a * 2 + b); inside `shared_phase_kernels`, once per
+        kernel value."""
+        return _shared_phase_kernels(self, self._split_kernel)
+
+    def _split_kernel(self, value) -> list:
+        """Sums of whole 3x3 rows, then of columns: 10 additions of (in, out) slices, where a
+        (16 x 9) 0/1 matmul costs 288 multiply-adds per (in, out) pair, repeated per use on
+        TensorFlow (it made the TF-XLA CycleGAN step 1.22x the transposed conv's FLOPs)."""
+        def phases(k, axis):  # [phase 0's 2 taps, phase 1's], summed per _RESIZE_TAP_SUMS
+            tap = [k[(slice(None),) * axis + (i,)] for i in range(3)]
+            return [ops.stack([sum(tap[i] for i in taps) for taps in phase], axis=axis)
+                    for phase in _RESIZE_TAP_SUMS]
+
+        return [kernel for rows in phases(value, 0) for kernel in phases(rows, 1)]
+
+    def call(self, inputs):
+        h, w = inputs.shape[1], inputs.shape[2]
+        if h is None or w is None:  # a dynamic size: upsample, then the 3x3 conv itself
+            x = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
+            if self.reflect:
+                x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+            outputs = ops.conv(x, self.kernel, strides=1, padding="valid" if self.reflect else "same")
+            return self._finish(outputs)
+        kernels = self._phase_kernels()
+        if self.reflect:  # the upsampled image's reflection by 1 = the input's edge repeated
+            padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
+        out_rows = []
+        for a in (0, 1):
+            out_cols = []
+            for b in (0, 1):
+                if self.reflect:
+                    window = padded[:, a:a + h + 1, b:b + w + 1, :]
+                else:  # rows m - 1 + a, m + a with zeros beyond the border
+                    window = _window(inputs, (a - 1, b - 1), (2, 2))
+                out_cols.append(ops.conv(window, kernels[2 * a + b], strides=1, padding="valid"))
+            out_rows.append(ops.stack(out_cols, axis=3))  # (B, H, W, 2, C)
+        return self._finish(ops.reshape(ops.stack(out_rows, axis=2), (-1, 2 * h, 2 * w, self.filters)))
+
+    def _finish(self, outputs):
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def compute_output_shape(self, shape):
+        double = lambda d: None if d is None else 2 * d  # noqa: E731
+        return (shape[0], double(shape[1]), double(shape[2]), self.filters)

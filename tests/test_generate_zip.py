@@ -343,3 +343,49 @@ def test_cli_args_helper():
     assert options.generate_kwargs(args) == dict(count=7038, batch_size=None, quality=90,
                                                   allow_any_count=False, progress=False,
                                                   min_count=7000, max_count=10000)
+
+
+JAX_COMPILE_ONCE = """
+import json, os, sys
+import numpy as np
+import keras
+import tensorflow as tf
+from gan_tpu import translator
+from gan_tpu.backends import jax as jax_backend
+from gan_tpu.models.networks import unet_generator
+from gan_tpu.submission.generate import make_generation_timer, write_submission
+
+made = []
+compile_inference = jax_backend.compile_inference
+def counted(*args, **kwargs):
+    made.append(compile_inference(*args, **kwargs))
+    return made[-1]
+jax_backend.compile_inference = counted
+
+keras.utils.set_random_seed(0)
+gen = unet_generator(32, ngf=4)
+photos = np.random.default_rng(0).integers(0, 256, (5, 256, 256, 3), dtype=np.uint8)
+timer, _ = make_generation_timer(translator.at_size(gen), batch_size=4)  # the budget's, at a run's start
+timer()
+sizes = []
+for name in ("a.zip", "b.zip"):
+    write_submission(translator.at_size(gen), tf.data.Dataset.from_tensor_slices(photos),
+                     os.path.join(sys.argv[1], name), allow_any_count=True, progress=False, batch_size=4)
+print(json.dumps({"made": len(made), "compiled": [run.jitted._cache_size() for run in made]}))
+"""
+
+
+def test_on_jax_a_generator_compiles_its_inference_once_for_the_timer_and_every_zip(tmp_path):
+    pytest.importorskip("jax")
+    import json
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root, "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run([sys.executable, "-c", JAX_COMPILE_ONCE, str(tmp_path)], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result == {"made": 1, "compiled": [1]}
+    with zipfile.ZipFile(tmp_path / "a.zip") as a, zipfile.ZipFile(tmp_path / "b.zip") as b:
+        assert len(a.namelist()) == 5 and [a.read(n) for n in a.namelist()] == [b.read(n) for n in b.namelist()]

@@ -91,7 +91,7 @@ def test_every_generator_takes_every_mode(generator):
         transposed = any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in net.layers)
         assert transposed == (mode == "transpose")
         assert ("BlurUpsample2D" in kinds) == (mode == "antialias")
-        assert ("UpSampling2D" in kinds) == (mode == "resize")
+        assert ("PhaseResizeConv2D" in kinds) == (mode == "resize")
 
 
 def test_resize_and_antialias_blocks_compile_with_xla():
@@ -111,7 +111,9 @@ def test_registry_defaults_keep_todays_upsampling():
     for name in ("ugatit", "ugatit_light"):  # the authors' nearest-resize blocks, unchanged
         assert models.defaults(name)["upsample"] == "resize", name
     g = ugatit_generator(16, ngf=4, n_blocks=1, light=True)
-    assert {"ugatit_g_up0_resize", "ugatit_g_up0_pad", "ugatit_g_up0_conv"} <= {layer.name for layer in g.layers}
+    conv = g.get_layer("ugatit_g_up0_conv")  # nearest x2 + reflect-padded 3x3 conv, as one layer
+    assert isinstance(conv, gl.PhaseResizeConv2D) and conv.reflect and conv.kernel.shape[:2] == (3, 3)
+    assert not {"ugatit_g_up0_resize", "ugatit_g_up0_pad"} & {layer.name for layer in g.layers}
 
 
 def test_an_antialias_generator_saves_and_loads_back(tmp_path):

@@ -198,4 +198,5 @@ def compile_inference(fn, variables=(), distribution=None):
     def run(x):
         return call([v.value for v in variables], jax.tree_util.tree_map(put, x))
 
+    run.jitted = call  # its compilations: run.jitted._cache_size()
     return run

@@ -221,7 +221,7 @@ def write_submission(
     ds = ds.batch(global_batch).map(lambda b: _pad_batch(b, global_batch))
     ds = ds.prefetch(2)
 
-    batches, infer = painted_batches(translating(translate), translate, ds, strategy, global_batch)
+    batches, infer = painted_batches(translating(translate), translate, ds, strategy, global_batch, reuse=True)
     start = time.perf_counter()
     written, filled, size, duplicates = stream(
         batches=batches,
@@ -321,7 +321,7 @@ def make_generation_timer(
     zeros = tf.zeros([global_batch], tf.int64)
     ds = tf.data.Dataset.from_tensors({"image": tf.zeros([global_batch, SIZE, SIZE, 3], tf.float32),
                                        "index": zeros, "variant": zeros}).repeat()
-    batches, infer = painted_batches(translating(translate), translate, ds, strategy, global_batch)
+    batches, infer = painted_batches(translating(translate), translate, ds, strategy, global_batch, reuse=True)
 
     def run_one_batch() -> None:
         encode(host(infer(next(batches))[0])).numpy()

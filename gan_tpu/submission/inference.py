@@ -53,14 +53,18 @@ def translating(translate: Callable) -> Paint:
     return lambda batch, rows: call(translate, batch["image"])
 
 
-def painted_batches(paint: Paint, owner, ds: tf.data.Dataset, strategy, global_batch: int
-                    ) -> tuple[Iterator, Callable]:
+def painted_batches(paint: Paint, owner, ds: tf.data.Dataset, strategy, global_batch: int,
+                    reuse: bool = False) -> tuple[Iterator, Callable]:
     """(batches, infer): ``infer(batch)`` is (pixels, index, variant, finite) of one batch.
 
     ``ds`` yields dicts of ``global_batch`` rows holding ``index`` and ``variant`` (and
     whatever ``paint`` reads, e.g. ``image``). ``paint(batch, rows)`` paints a batch of
     ``rows`` rows: one replica's share on TensorFlow, the whole global batch on JAX.
     ``owner`` is the Keras layer (or a bound method of one) whose weights ``paint`` uses.
+    ``reuse``: ``paint`` is ``translating(owner)``, so on JAX the jitted inference is kept
+    on the generator and compiled once per generator, size, batch and distribution (the
+    budget's generation timer and the zip then share one compilation; the weights go in
+    as arguments, so swapped-in EMA or best weights are used).
     """
     def outputs(batch, rows):
         pixels, finite = postprocess(paint(batch, rows))
@@ -71,9 +75,11 @@ def painted_batches(paint: Paint, owner, ds: tf.data.Dataset, strategy, global_b
 
         owner = getattr(owner, "__self__", owner)
         variables = owner.variables if isinstance(owner, keras.layers.Layer) else ()
-        infer = compile_inference(lambda batch: outputs(batch, global_batch), variables,
-                                  getattr(strategy, "distribution", None))
-        return iter(ds), infer
+        distribution = getattr(strategy, "distribution", None)
+        cache, key = _inference_cache(owner, global_batch, distribution) if reuse else ({}, None)
+        if key not in cache:
+            cache[key] = compile_inference(lambda batch: outputs(batch, global_batch), variables, distribution)
+        return iter(ds), cache[key]
 
     rows = global_batch // strategy.num_replicas_in_sync
 
@@ -83,6 +89,20 @@ def painted_batches(paint: Paint, owner, ds: tf.data.Dataset, strategy, global_b
         return tuple(_local(strategy, t) for t in out)
 
     return iter(_distribute(ds, strategy)), infer
+
+
+def _inference_cache(translate, global_batch: int, distribution) -> tuple[dict, tuple]:
+    """(the dict kept on the generator that `translate` runs, this inference's key in it).
+    `translator.AtSize` wrappers, made anew per call, key by their generator and size."""
+    generator = getattr(translate, "generator", translate)
+    if not isinstance(generator, keras.layers.Layer):
+        return {}, None
+    cache = generator.__dict__.get("_gan_tpu_inference")
+    if cache is None:
+        cache = {}
+        object.__setattr__(generator, "_gan_tpu_inference", cache)  # not a tracked Keras attribute
+    size = getattr(translate, "size", None) if generator is not translate else None
+    return cache, (size, global_batch, distribution)
 
 
 def host(value):
