@@ -13,6 +13,8 @@ from typing import Callable
 
 import keras
 
+from gan_tpu import optimizers
+
 
 @dataclasses.dataclass
 class Player:
@@ -43,8 +45,15 @@ class AdversarialModel(keras.Model):
     kind: str = "translation"
     latent_dim: int = 0
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, decay_start: float = 1.0, total_steps: int = 0, **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 <= decay_start <= 1.0:
+            raise ValueError(f"decay_start must be a fraction of training in [0, 1], got {decay_start}")
+        # Every model's LR schedule (see `lr_schedule`): constant until `decay_start` of the
+        # run, then linearly to 0 at its end; `total_steps` > 0 fixes the run's length.
+        self.decay_start = float(decay_start)
+        self.fixed_total_steps = int(total_steps)
+        self._schedules: list[optimizers.LinearDecay] = []
         self._players: list[Player] | None = None
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
         self.ema = None  # a gan_tpu.ema.WeightAverage of `exported` once `use_ema` is called
@@ -79,10 +88,54 @@ class AdversarialModel(keras.Model):
     def make_players(self) -> list[Player]:
         raise NotImplementedError
 
+    # -- the learning-rate contract: every model's rates go through `lr_schedule` ------------
+    def lr_schedule(self, lr) -> optimizers.LinearDecay:
+        """`lr` (a float, or a Keras schedule such as ArtGAN's exponential decay) under the
+        run's linear decay: give it to one optimizer. `compile` counts that optimizer's
+        updates per train step and keeps the decay's shape in its state (checkpointed)."""
+        schedule = optimizers.LinearDecay(lr, self.decay_start, self.fixed_total_steps)
+        self._schedules.append(schedule)
+        return schedule
+
+    @property
+    def schedule_variables(self) -> list:
+        """The decay-shape variables `compile` added to the optimizers (checkpoints of
+        earlier versions may lack them: they then keep the shape the run sets)."""
+        return [s.segment for s in self._schedules if s.segment is not None]
+
+    def _optimizer_of(self, schedule):
+        for player in self.players:
+            if optimizers.schedule_of(player.optimizer) is schedule:
+                return player.optimizer
+        raise ValueError(f"{type(self).__name__}: an lr_schedule no player's optimizer uses")
+
+    def _count_updates(self) -> None:
+        """Each schedule counts train steps: its optimizer's updates per step divide them."""
+        for schedule in self._schedules:
+            opt = self._optimizer_of(schedule)
+            schedule.updates_per_step = sum(p.steps for p in self._players if p.optimizer is opt)
+
+    def set_total_steps(self, steps: int, at_step: int | None = None) -> None:
+        """The run's length in train steps, for every LR decay (ignored when the
+        `total_steps` option fixes it); with `at_step`, a re-plan mid-run that continues
+        from the rate at that step."""
+        if self.fixed_total_steps:
+            return
+        for schedule in self._schedules:
+            if at_step is None:
+                schedule.set_total_steps(steps)
+            else:
+                schedule.replan(steps, at_step)
+
+    def lr_fraction(self, step: int) -> float:
+        """The first schedule's learning rate at train step `step`, as a fraction of its peak."""
+        return self._schedules[0].fraction(step) if self._schedules else 1.0
+
     @property
     def players(self) -> list[Player]:
         if self._players is None:
             self._players = self.make_players()
+            self._count_updates()
         return self._players
 
     @property
@@ -121,8 +174,8 @@ class AdversarialModel(keras.Model):
         MirroredStrategy with a custom train_step (keras-team/keras#23085)."""
         for player in self.players:
             player.optimizer.build(player.variables)
-        if hasattr(self, "attach_schedules"):  # before JAX's optimizer wrapper lists the variables
-            self.attach_schedules()
+        for schedule in self._schedules:  # before JAX's optimizer wrapper lists the variables
+            schedule.attach(self._optimizer_of(schedule))
         if keras.backend.backend() == "jax":  # JAX state carries only model.optimizer's variables
             from gan_tpu.backends.jax import players_optimizer
 

@@ -236,8 +236,8 @@ class BayesianCycleGAN(AdversarialModel):
         self.kl_weight = float(kl_weight)
         self.gamma = float(gamma)
         self.prior_weight = float(prior_weight)
-        self.g_optimizer = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, name="g_adam")
-        self.d_optimizer = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, name="d_adam")
+        self.g_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), beta_1=beta_1, name="g_adam")
+        self.d_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), beta_1=beta_1, name="d_adam")
 
     @property
     def translator(self):

@@ -220,8 +220,8 @@ class BigGAN(NoiseGAN):
         self.policy = augment.parse_policy(diff_augment)
         self.augment_seed = keras.random.SeedGenerator(name="augment_seed")
         adam = dict(beta_1=beta_1, beta_2=beta_2, epsilon=1e-6)  # the authors' ε
-        self.g_optimizer = keras.optimizers.Adam(lr, name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(lr * d_lr_ratio, name="d_adam", **adam)
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr * d_lr_ratio), name="d_adam", **adam)
 
     def make_players(self):
         return [

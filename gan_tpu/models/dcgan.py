@@ -103,8 +103,8 @@ class DCGAN(NoiseGAN):
         super().__init__(latent_dim=latent_dim, truncation=truncation, **kwargs)
         self.generator = dcgan_generator(image_size, latent_dim=latent_dim, ngf=ngf, norm="batch")
         self.discriminator = dcgan_discriminator(image_size, ndf=ndf, norm="batch")
-        self.d_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, name="d_adam")
-        self.g_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, name="g_adam")
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, name="d_adam")
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, name="g_adam")
 
     def make_players(self):
         return [

@@ -204,7 +204,7 @@ class DRIT(FixedStyle, TwoDomainGAN):
         self.d2_photo = multiscale_discriminator(image_size, name="d2_photo", **d)
         self.content_d = content_discriminator(size, width, n_layers=content_d_layers)
         self.d_iter = int(d_iter)
-        self.c_optimizer = keras.optimizers.Adam(learning_rate=lr * content_lr_ratio, beta_1=beta_1, beta_2=beta_2,
+        self.c_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr * content_lr_ratio), beta_1=beta_1, beta_2=beta_2,
                                                  global_clipnorm=content_clipnorm, name="content_d_adam")
         photo = keras.Input((image_size, image_size, 3), name="drit_photo")
         self._style = StyleCode(attr_dim, name="drit_style")

@@ -262,9 +262,9 @@ class TwoDomainGAN(AdversarialModel):
         self.weight_decay = float(weight_decay)
         self.noise = True
         self.noise_seed = keras.random.SeedGenerator(name="noise_seed")
-        adam = dict(learning_rate=lr, beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.Adam(name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(name="d_adam", **adam)
+        adam = dict(beta_1=beta_1, beta_2=beta_2)
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="d_adam", **adam)
 
     @property
     def generators(self) -> list:

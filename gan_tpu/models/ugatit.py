@@ -7,7 +7,9 @@ Four discriminators with spectral norm: a global (7-layer) and a local (5-layer)
 domain, each with its own CAM logit. Losses as in the authors' code: LSGAN on every
 discriminator output and CAM logit (weight 1), cycle 10, identity 10, and the generators'
 CAM classifiers by sigmoid cross-entropy, weight 1000 (source-domain images -> 1,
-target-domain images -> 0). Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4.
+target-domain images -> 0). Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4; both rates
+constant for the first half of the run, then linearly to 0 (the authors' `decay_flag`, on
+by default: `decay_start` 0.5).
 
 Differences from the authors' PyTorch code, on purpose:
 - the players train discriminators first, then generators, as the authors' loop does;
@@ -188,6 +190,7 @@ UGATIT_DEFAULTS = dict(
     beta_1=0.5,
     beta_2=0.999,
     weight_decay=1e-4,       # L2, as PyTorch's Adam(weight_decay=...)
+    decay_start=0.5,         # both rates fall linearly to 0 over the second half (authors' decay_flag)
 )
 
 
@@ -224,9 +227,9 @@ class UGATIT(AdversarialModel):
         self.identity_weight = float(identity_weight)
         self.cam_weight = float(cam_weight)
         self.weight_decay = float(weight_decay)
-        adam = dict(learning_rate=lr, beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.Adam(name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(name="d_adam", **adam)
+        adam = dict(beta_1=beta_1, beta_2=beta_2)
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="d_adam", **adam)
 
     @property
     def translator(self):
