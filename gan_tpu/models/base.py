@@ -36,14 +36,16 @@ class Player:
 
 
 class AdversarialModel(keras.Model):
-    """Base for GANs trained player by player; subclasses define `make_players` and `loss_names`."""
+    """Base for GANs trained player by player; subclasses define `make_players` and `loss_names`.
+
+    Every model is either a :class:`TranslationModel` (paints photos: `translator`) or a
+    :class:`NoiseModel` (paints from latents: `sample`); callers tell them apart by class.
+    Optional capabilities are declared here, never probed: `has_fixed_style` (MUNIT, DRIT++:
+    `set_style(seed)` picks the one style a run paints in).
+    """
 
     loss_names: tuple[str, ...] = ()
-    # What the model makes submissions from: "translation" models turn photos into paintings
-    # (`translator`); "noise" models paint from latent vectors of size `latent_dim`
-    # (`sample`, with the exported `generator`), and have no translator.
-    kind: str = "translation"
-    latent_dim: int = 0
+    has_fixed_style: bool = False
 
     def __init__(self, *, decay_start: float = 1.0, total_steps: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -67,7 +69,13 @@ class AdversarialModel(keras.Model):
         (`model.ema` / `model.ema_start` of every model, see `registry.build`)."""
         from gan_tpu.ema import WeightAverage
 
-        self.ema = WeightAverage(self.exported, decay, start, name="ema")
+        self.ema = WeightAverage(self.exported, decay, start, fixed=self.fixed_variables, name="ema")
+
+    @property
+    def fixed_variables(self) -> list:
+        """Variables of the exported network set for generation, never trained (EMA leaves
+        them alone): MUNIT's and DRIT++'s chosen style code."""
+        return []
 
     def after_step(self) -> None:
         """Called by the trainer once per train step, after every player's update."""
@@ -152,10 +160,9 @@ class AdversarialModel(keras.Model):
         """The sample grid's translations of `photos`, one batch per column (MUNIT: one per style)."""
         return [self.translator(photos, training=False)]
 
-    def sample(self, batch_index, batch_size: int):
-        """Noise models: `batch_size` paintings in [-1, 1] at the training size, from latents
-        seeded by the integer (tensor) `batch_index` alone: the same index gives the same images."""
-        raise NotImplementedError(f"{type(self).__name__} is a {self.kind} model: it has no sample()")
+    def set_style(self, seed: int) -> None:
+        """Models with `has_fixed_style`: paint every photo in the style drawn from `seed`."""
+        raise NotImplementedError(f"{type(self).__name__} has no fixed style")
 
     @property
     def seed_generators(self) -> dict:
@@ -166,8 +173,8 @@ class AdversarialModel(keras.Model):
 
     @property
     def exported(self) -> keras.Model:
-        """The network saved as a run's `generator.keras`: the translator, or a noise model's generator."""
-        return self.generator if self.kind == "noise" else self.translator
+        """The network saved as a run's `generator.keras` (and averaged by EMA)."""
+        raise NotImplementedError
 
     def compile(self, jit_compile=True, **kwargs):
         """Compile and build every optimizer now: lazily built optimizers break under
@@ -200,3 +207,34 @@ class AdversarialModel(keras.Model):
 
     def call(self, inputs, training=False):
         return self.translator(inputs, training=training)
+
+
+class TranslationModel(AdversarialModel):
+    """A photo -> painting model: submissions translate photos with `translator`."""
+
+    @property
+    def exported(self) -> keras.Model:
+        return self.translator
+
+
+class NoiseModel(AdversarialModel):
+    """A noise -> painting model: submissions are `sample(batch_index, batch_size)`, from
+    latents of size `latent_dim` through `generator` (the exported network); no translator."""
+
+    latent_dim: int = 0
+
+    @property
+    def exported(self) -> keras.Model:
+        return self.generator
+
+    @property
+    def translator(self):
+        raise NotImplementedError(f"{type(self).__name__} paints from noise: use sample(), not a translator")
+
+    def sample(self, batch_index, batch_size: int):
+        """`batch_size` paintings in [-1, 1] at the training size, from latents seeded by the
+        integer (tensor) `batch_index` alone: the same index gives the same images."""
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)

@@ -34,7 +34,7 @@ from keras import layers, ops
 
 from gan_tpu import losses
 from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.networks import patch_discriminator
 from gan_tpu.models.registry import register
 
@@ -201,7 +201,7 @@ def _lsgan(x, target: float):
     lr=2e-4,
     beta_1=0.5,
 )
-class BayesianCycleGAN(AdversarialModel):
+class BayesianCycleGAN(TranslationModel):
     """photo -> Monet (`g_monet`) and back (`g_photo`), with latent encoders `e_monet`, `e_photo`.
 
     Batches are `(monet, photo)` in [-1, 1]. The translator is g_monet with a zero latent.

@@ -43,7 +43,7 @@ from keras import layers, ops
 from gan_tpu import losses, optimizers
 from gan_tpu.layers import ReflectionPadding2D
 from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
 
@@ -186,7 +186,7 @@ OPTIONS = dict(
 @register("cut", **OPTIONS)
 @register("fastcut", **{**OPTIONS, "nce_weight": 10.0, "nce_identity": False, "flip_equivariance": True,
                         "decay_start": 0.75})
-class CUT(AdversarialModel):
+class CUT(TranslationModel):
     """photo -> Monet (`generator`) judged by `discriminator`, with PatchNCE through `patch_heads`.
 
     Data batches are `(monet, photo)` pairs of float images in [-1, 1] (unpaired). Logged:

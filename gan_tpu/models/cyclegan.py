@@ -13,7 +13,7 @@ from keras import ops
 
 from gan_tpu import augment, losses, optimizers
 from gan_tpu.image_pool import ImagePool
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.networks import GENERATORS, patch_discriminator
 from gan_tpu.models.registry import register
 
@@ -79,7 +79,7 @@ class RandomStreams(keras.Model):
                                         n_critic=5, lr=1e-4, beta_1=0.0, beta_2=0.9, decay_start=0.5))
 @register("sn_cyclegan", **_variant(generator="resnet", spectral_norm=True, adversarial="lsgan",
                                     pool_size=50, decay_start=0.5))
-class CycleGAN(AdversarialModel):
+class CycleGAN(TranslationModel):
     """photo -> Monet (`g_monet`) and Monet -> photo (`g_photo`), judged by `d_monet`, `d_photo`.
 
     Data batches are `(monet, photo)` pairs of float images in [-1, 1] (unpaired).

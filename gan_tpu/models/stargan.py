@@ -35,7 +35,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses, optimizers
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
 DOMAINS = ("photo", "monet")
@@ -143,7 +143,7 @@ def domain_cross_entropy(logits, labels):
 
 @register("stargan", ngf=64, ndf=64, n_blocks=6, disc_layers=6, cls_weight=1.0, rec_weight=10.0, gp_weight=10.0,
           n_critic=5, lr=1e-4, beta_1=0.5, beta_2=0.999, decay_start=0.5, total_steps=0)
-class StarGAN(AdversarialModel):
+class StarGAN(TranslationModel):
     """`generator([image, target label])`, `discriminator(image) -> [scores, domain logits]`.
 
     Data batches are `(monet, photo)` pairs in [-1, 1]; the translator is the generator

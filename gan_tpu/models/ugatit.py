@@ -34,7 +34,7 @@ from keras import layers, ops
 
 from gan_tpu import losses
 from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
 
@@ -195,7 +195,7 @@ UGATIT_DEFAULTS = dict(
 
 
 @register("ugatit", **UGATIT_DEFAULTS)
-class UGATIT(AdversarialModel):
+class UGATIT(TranslationModel):
     """U-GAT-IT, full: γ/β MLP over the flattened bottleneck. Batches are (monet, photo) in [-1, 1]."""
 
     light = False
