@@ -41,6 +41,18 @@ def test_registered_with_the_authors_defaults():
         assert (d["lr"], d["beta_1"], d["beta_2"], d["weight_decay"]) == (1e-4, 0.5, 0.999, 1e-4)
         assert (d["global_layers"], d["local_layers"], d["n_blocks"]) == (7, 5, 4)
     assert models.build("ugatit_light", image_size=32, **TINY).light
+    # the authors' decay_flag (on by default): lr -= lr / (iteration // 2) each step past
+    # half-way, so both rates fall linearly from lr at iteration/2 to 0 at the end
+    model = models.build("ugatit", image_size=32, **TINY)
+    model.set_total_steps(1000)
+    lr, half = 1e-4, 500
+    authors = [lr - lr / half * max(0, step - half) for step in (0, 500, 501, 750, 1000)]
+    for opt in (model.g_optimizer, model.d_optimizer):
+        got = []
+        for step in (0, 500, 501, 750, 1000):
+            opt.iterations.assign(step)
+            got.append(float(opt.learning_rate))
+        np.testing.assert_allclose(got, authors, rtol=1e-5, atol=1e-12)
     with pytest.raises(ValueError, match=r"model.global_layers=7 needs image_size >= 96, got 32"):
         models.build("ugatit", image_size=32, ngf=4, ndf=4, n_blocks=1)
 
