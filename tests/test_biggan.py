@@ -44,7 +44,7 @@ def test_registered_with_the_papers_defaults_and_layout():
     assert _attention_sizes(small.generator) == [32] and _attention_sizes(small.discriminator) == [16]
     assert [w.shape[-1] for w in (small.generator.get_layer("generator_block2_conv2_sn").kernel,)] == [4]
     assert small.d_optimizer.learning_rate.numpy() == pytest.approx(4 * small.g_optimizer.learning_rate.numpy())
-    assert [p.name for p in small.players] == ["generator", "discriminator"] and small.players[1].steps == 2
+    assert [p.name for p in small.players] == ["generator", "discriminator", "discriminator"]  # 2 D steps
     assert small.ema is not None and small.ema.decay == 0.999
     with pytest.raises(ValueError, match="latent_dim must be at least 4"):
         models.build("biggan", image_size=32, ngf=4, ndf=4, latent_dim=3)
