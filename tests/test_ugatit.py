@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import models
+from gan_tpu import models, optimizers
 from gan_tpu.models.ugatit import min_discriminator_size, sigmoid_cross_entropy, ugatit_discriminator
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
 from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
@@ -140,7 +140,9 @@ def test_rho_stays_in_unit_interval_in_the_compiled_step_with_a_huge_learning_ra
     model = compiled["model"]
     rhos = _rhos(model)
     assert len(rhos) == 2 * (2 * TINY["n_blocks"] + 2)  # AdaLIN x2 per block, ILN x2, per generator
-    model.g_optimizer.learning_rate.assign(100.0)  # Adam moves each ρ by about ±100
+    # the rate is the base's LR schedule, lr x the fraction in its decay-shape variable (read
+    # by the compiled step): 1e-3 x 1e5 = 100, so Adam moves each ρ by about ±100
+    optimizers.schedule_of(model.g_optimizer).segment.assign([1e9, 1e5, 2e9])
     compiled["step"](compiled["batch"])
     values = np.concatenate([v.numpy() for v in rhos])
     assert np.all((values >= 0.0) & (values <= 1.0))
