@@ -4,7 +4,8 @@ The same random policy is applied to real and fake images alike before the discr
 (and to the fakes in the generator's adversarial loss, through which gradients flow), so
 D cannot tell the two apart by augmentation artefacts. Policies, as in the authors' code:
 
-- `translation`: shift each image by up to 1/8 of its size in x and y, zero fill;
+- `translation`: shift each image by up to 1/8 of its size in x and y (the authors'
+  `int(size * ratio + 0.5)` px, each shift drawn as `randint(-s, s + 1)`), zero fill;
 - `cutout`: zero one square of half the image size at a random place;
 - `color`: brightness, saturation and contrast jitter. Off by default here: colour shifts
   change a painting's style, which is what the Monet discriminator judges.
@@ -40,9 +41,14 @@ def _shift_matrices(shift, size: int):
     return ops.equal(out - ops.cast(shift, "int32")[:, None, None], src)
 
 
+def max_shift(size: int, ratio: float = 0.125) -> int:
+    """The largest shift `translation` draws at `size` px, as the authors' rand_translation."""
+    return int(size * ratio + 0.5)
+
+
 def translation(x, seed=None, ratio: float = 0.125):
     b, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
-    max_y, max_x = int(h * ratio / 2 + 0.5), int(w * ratio / 2 + 0.5)
+    max_y, max_x = max_shift(h, ratio), max_shift(w, ratio)
     dy = ops.floor(_uniform((b,), seed, -max_y, max_y + 1))
     dx = ops.floor(_uniform((b,), seed, -max_x, max_x + 1))
     rows = ops.cast(_shift_matrices(dy, h), x.dtype)

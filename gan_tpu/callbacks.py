@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from gan_tpu.budget import Clock, Reserve, format_duration, run_elapsed
 from gan_tpu.data import to_uint8
+from gan_tpu.models.base import NoiseModel
 
 log = logging.getLogger("gan_tpu")
 
@@ -48,8 +49,8 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(out_dir, exist_ok=True)
 
     def write(self, name: str) -> str:
-        painting = getattr(self.model, "painting_weights", None)  # the EMA weights, if averaged
-        with painting() if painting else contextlib.nullcontext():
+        # a model's own networks paint with its painting weights (EMA's, if averaged)
+        with self.model.painting_weights() if self._translator is None else contextlib.nullcontext():
             grid = self._grid()
         scale = max(1, 128 // self.photos.shape[1])  # small training sizes: tiles >= 128 px
         grid = np.kron(grid, np.ones((scale, scale, 1), np.uint8))
@@ -58,7 +59,7 @@ class SampleGrid(keras.callbacks.Callback):
         return path
 
     def _grid(self) -> np.ndarray:
-        if self._translator is None and getattr(self.model, "kind", "translation") == "noise":
+        if self._translator is None and isinstance(self.model, NoiseModel):
             n = int(self.photos.shape[0])
             fakes = to_uint8(self.model.sample(0, 2 * n)).numpy()
             grid = image_grid([fakes[:n], fakes[n:]])

@@ -43,10 +43,8 @@ def model_variables(model, epoch) -> dict[str, object]:
         for i, v in enumerate(net.variables):
             named[f"networks/{attr}/{i}"] = v
             seen.add(id(v))
-    step = getattr(model, "step", None)
-    if step is not None:
-        named["step"] = step
-        seen.add(id(step))
+    named["step"] = model.step
+    seen.add(id(model.step))
     metrics = {id(v) for v in model.metrics_variables}
     extra = [v for v in model.variables if id(v) not in seen and id(v) not in metrics]
     for i, v in enumerate(extra):
@@ -61,8 +59,16 @@ def model_variables(model, epoch) -> dict[str, object]:
 
 def stand_ins(model) -> dict[str, str]:
     """Names a checkpoint of an earlier version lacks -> the name read in their place: such a
-    checkpoint's step count is its first player's optimizer's (which updated once a step)."""
-    return {"step": f"optimizers/{model.players[0].name}/0"}
+    checkpoint's step count is its first player's optimizer's (which updated once a step).
+    None: left as it is (the LR decay's shape, which earlier versions of most models lacked:
+    the run sets it)."""
+    names = {"step": f"optimizers/{model.players[0].name}/0"}
+    decay = {id(v) for v in model.schedule_variables}
+    for player in model.players:
+        for i, v in enumerate(player.optimizer.variables):
+            if id(v) in decay:
+                names[f"optimizers/{player.name}/{i}"] = None
+    return names
 
 
 def _numpy(v) -> np.ndarray:
@@ -106,8 +112,9 @@ def read(prefix: str, variables: dict[str, object], what: str, stand_ins: dict[s
         raise UnreadableCheckpoint(f"{prefix}: unreadable checkpoint ({_first_line(err)})") from None
     source = {name: name for name in variables}
     for name, other in (stand_ins or {}).items():
-        if name in variables and name not in shapes and other in shapes:
+        if name in variables and name not in shapes and (other is None or other in shapes):
             source[name] = other
+    variables = {name: v for name, v in variables.items() if source[name] is not None}
     missing = sorted(n for n in variables if source[n] not in shapes)
     extra = sorted(set(shapes) - set(source.values()))
     if missing or extra:

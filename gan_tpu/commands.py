@@ -124,17 +124,18 @@ def cmd_generate(args) -> int:
 
         check_run_dir(args.run)
     from gan_tpu import runs
+    from gan_tpu.models.base import NoiseModel
     from gan_tpu.submission.options import generate_kwargs
 
     if args.truncation is not None and args.truncation < 0:
         raise_user(f"--truncation {args.truncation}: must be 0 (off) or positive")
     run, generator = runs.load(args.run, args.checkpoint)
     if args.truncation is not None:
-        if run is None or getattr(run.model, "kind", "translation") != "noise":
+        if run is None or not isinstance(run.model, NoiseModel):
             raise_user("--truncation: only a noise model's run (dcgan, wgan_gp, sngan, artgan, biggan) samples latents")
         run.model.truncation = float(args.truncation)
     if args.style_seed is not None:
-        if run is None or not hasattr(run.model, "set_style"):
+        if run is None or not run.model.has_fixed_style:
             raise_user("--style-seed: only a MUNIT or DRIT++ run (one style per run) takes a style seed")
         run.model.set_style(args.style_seed)
     if run is None:  # a bare .keras generator: no run config to read defaults from

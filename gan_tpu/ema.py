@@ -7,7 +7,9 @@
     shadow <- w                               while steps <= start,
     shadow <- decay * shadow + (1 - decay) * w  after,
 
-so the average starts from the weights of step `start` (early weights are noise). The
+so the average starts from the weights of step `start` (early weights are noise). Variables
+given as `fixed` (MUNIT's and DRIT++'s chosen style code: not learned, set for generation)
+are neither averaged nor swapped; they keep a shadow slot, so checkpoints keep their layout. The
 shadows and the step count are Keras variables of the model: checkpoints hold them and the
 JAX trainer carries them as state. `swapped(network)` puts the averages into the network
 for as long as a `with` block lasts (exports, sample grids, submissions).
@@ -32,8 +34,9 @@ def _host_copy(variable):
 class WeightAverage(keras.layers.Layer):
     """Shadow weights of one network and the step count they were averaged over."""
 
-    def __init__(self, network: keras.Model, decay: float, start: int = 0, **kwargs):
+    def __init__(self, network: keras.Model, decay: float, start: int = 0, fixed=(), **kwargs):
         super().__init__(name=kwargs.pop("name", "ema"), **kwargs)
+        self._fixed = {id(v) for v in fixed}
         if not 0.0 < decay < 1.0:
             raise ValueError(f"ema must be 0 (off) or a decay in (0, 1), got {decay}")
         if start < 0:
@@ -53,18 +56,22 @@ class WeightAverage(keras.layers.Layer):
         """One train step done: count it and move every shadow toward the network's weights."""
         self.steps.assign(self.steps + 1)
         decay = ops.where(self.steps > self.start, self.decay, 0.0)
-        for shadow, v in zip(self.shadows, averaged_variables(network)):
+        for shadow, v in self._pairs(network):
             d = ops.cast(decay, shadow.dtype)
             shadow.assign(d * shadow + (1.0 - d) * ops.cast(v.value, shadow.dtype))
+
+    def _pairs(self, network: keras.Model) -> list:
+        """(shadow, variable) of every averaged variable (not the fixed ones)."""
+        return [(s, v) for s, v in zip(self.shadows, averaged_variables(network)) if id(v) not in self._fixed]
 
     @contextlib.contextmanager
     def swapped(self, network: keras.Model):
         """The averaged weights in `network` inside the block; its own ones back after
         (eagerly, outside any compiled step)."""
-        variables = averaged_variables(network)
+        pairs = self._pairs(network)
 
         def swap():  # through host copies: an eager TF read may alias the buffer it assigns into
-            for shadow, v in zip(self.shadows, variables):
+            for shadow, v in pairs:
                 own, average = _host_copy(v), _host_copy(shadow)
                 v.assign(average)
                 shadow.assign(own)

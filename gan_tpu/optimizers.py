@@ -79,7 +79,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                  updates_per_step: int = 1):
         if not 0.0 <= decay_start <= 1.0:
             raise ValueError(f"decay_start must be a fraction of training in [0, 1], got {decay_start}")
-        self.lr = float(lr)
+        self.lr = lr if callable(lr) else float(lr)  # a float, or a schedule it decays
         self.decay_start = float(decay_start)
         self.total_steps = int(total_steps)
         self.updates_per_step = int(updates_per_step)
@@ -133,7 +133,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, iterations):
         step = ops.floor(ops.cast(iterations, "float32") / self.updates_per_step)
-        lr = ops.convert_to_tensor(self.lr, "float32")
+        lr = ops.cast(self.lr(iterations), "float32") if callable(self.lr) else ops.convert_to_tensor(self.lr, "float32")
         if self.segment is None:
             if self.total_steps <= 0 or self.decay_start >= 1.0:
                 return lr
@@ -146,9 +146,21 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         decayed = ops.where(step <= start, frac, frac * left)
         return lr * ops.where(end <= 0.0, 1.0, decayed)
 
+    @classmethod
+    def from_config(cls, config):
+        lr = config.pop("lr")
+        return cls(keras.saving.deserialize_keras_object(lr) if isinstance(lr, dict) else lr, **config)
+
     def get_config(self):
-        return {"lr": self.lr, "decay_start": self.decay_start, "total_steps": self.total_steps,
+        lr = keras.saving.serialize_keras_object(self.lr) if callable(self.lr) else self.lr
+        return {"lr": lr, "decay_start": self.decay_start, "total_steps": self.total_steps,
                 "updates_per_step": self.updates_per_step}
+
+
+def schedule_of(optimizer: keras.optimizers.Optimizer):
+    """The schedule `optimizer` was made with (None for a constant rate)."""
+    rate = optimizer._learning_rate  # Keras keeps the schedule object here (no public accessor)
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
 
 
 def make(kind: str, lr, *, beta_1: float = 0.9, beta_2: float = 0.999, weight_decay=None,

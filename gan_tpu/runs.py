@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from gan_tpu import checkpoints, config, models, runtime, setting_errors
 from gan_tpu.errors import UserError
+from gan_tpu.models.base import NoiseModel
 
 log = logging.getLogger("gan_tpu")
 
@@ -137,7 +138,7 @@ def spread_seeds(model, strategy) -> None:
     [s + r, n]. Checkpoints hold replica 0's copy and restoring sets every copy to it, so
     this runs after every build and every restore.
     """
-    gens = list(getattr(model, "seed_generators", {}).values())
+    gens = list(model.seed_generators.values())
     if not gens or strategy.num_replicas_in_sync == 1 or keras.backend.backend() != "tensorflow":
         return
 
@@ -317,7 +318,7 @@ def translate_photos(run: Run, photos: str, out: str, **overrides):
                    batch_size=sub["batch_size"] * run.strategy.num_replicas_in_sync)
     options.update({k: v for k, v in overrides.items() if v is not None})
     with painting(run):
-        if getattr(run.model, "kind", "translation") == "noise":  # no photos
+        if isinstance(run.model, NoiseModel):  # no photos
             options["count"] = options["count"] or MIN_COUNT
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
             return write_samples(translator.sampler_at_size(run.model), out, strategy=run.strategy, **options)

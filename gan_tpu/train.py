@@ -85,8 +85,7 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     else:
         resumed = None
         epochs = cfg["train"]["epochs"]
-        if hasattr(run.model, "set_total_steps"):  # LR schedules that decay to 0 at the run's end
-            run.model.set_total_steps(epochs * steps)
+        run.model.set_total_steps(epochs * steps)  # LR schedules that decay to 0 at the run's end
         if first_epoch >= epochs:
             log.info("all %d epochs already trained", epochs)
             return run
@@ -180,7 +179,7 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
 
 
 def _lr_note(model, step: int) -> str:
-    if not hasattr(model, "lr_fraction") or step < 1:
+    if step < 1:
         return ""
     return f"; learning rate at the last step {100 * model.lr_fraction(step - 1):.2f} % of its peak"
 
@@ -222,9 +221,8 @@ def budget_guard(run: runs.Run, generation: budget.GenerationReserve, steps_per_
         start = now - used_s - (budget.run_elapsed() if clock is None else 0.0)
     guard = BudgetGuard(hours * 3600.0, start=start, initial_step=initial_step, **clock_kw)
     auto = cfg["train"]["epochs"] == "auto"
-    set_total = getattr(run.model, "set_total_steps", lambda steps, at_step=None: None)
     planner = plan.Planner(
-        guard, generation=generation, steps_per_epoch=steps_per_epoch, set_total=set_total,
+        guard, generation=generation, steps_per_epoch=steps_per_epoch, set_total=run.model.set_total_steps,
         fixed_total=None if auto else cfg["train"]["epochs"] * steps_per_epoch, plan=resumed,
         eval_every=cfg["eval"]["every"] if evaluator else 0,
         eval_s=(lambda: evaluator.eval_s) if evaluator else (lambda: 0.0),

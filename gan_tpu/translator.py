@@ -44,7 +44,9 @@ def sampler_at_size(model, size: int = SUBMISSION_SIZE):
 def painter(model):
     """What paints one [B, 256, 256, 3] generation batch (the budget guard times it): the
     translator at 256 px, or for a noise model its sampler (the batch only sets B)."""
-    if getattr(model, "kind", "translation") == "noise":
+    from gan_tpu.models.base import NoiseModel
+
+    if isinstance(model, NoiseModel):
         sample = sampler_at_size(model)
         return lambda photos: sample(0, int(photos.shape[0]))
     return at_size(model.translator)

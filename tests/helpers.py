@@ -97,8 +97,9 @@ def one_eager_step(strategy, build, batch, seed: int = 7):
 def adam_step_size(model) -> float:
     """How far one train step of `model` can move a weight: Adam moves it by at most about lr
     per update (exactly lr·|g|/(|g| + ε) < lr on the first), so the largest lr × updates per
-    step (a critic's n_critic, DRIT's d_iter) of its players."""
-    return max(float(keras.ops.convert_to_numpy(p.optimizer.learning_rate)) * p.steps for p in model.players)
+    step (a critic's n_critic, DRIT's d_iter, BigGAN's D players) of its optimizers."""
+    return max(float(keras.ops.convert_to_numpy(p.optimizer.learning_rate))
+               * sum(q.steps for q in model.players if q.optimizer is p.optimizer) for p in model.players)
 
 
 def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, atol: float = 1e-6,

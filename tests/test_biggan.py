@@ -44,7 +44,7 @@ def test_registered_with_the_papers_defaults_and_layout():
     assert _attention_sizes(small.generator) == [32] and _attention_sizes(small.discriminator) == [16]
     assert [w.shape[-1] for w in (small.generator.get_layer("generator_block2_conv2_sn").kernel,)] == [4]
     assert small.d_optimizer.learning_rate.numpy() == pytest.approx(4 * small.g_optimizer.learning_rate.numpy())
-    assert [p.name for p in small.players] == ["generator", "discriminator"] and small.players[1].steps == 2
+    assert [p.name for p in small.players] == ["generator", "discriminator", "discriminator"]  # 2 D steps
     assert small.ema is not None and small.ema.decay == 0.999
     with pytest.raises(ValueError, match="latent_dim must be at least 4"):
         models.build("biggan", image_size=32, ngf=4, ndf=4, latent_dim=3)
@@ -60,11 +60,38 @@ def test_orthogonal_regularization_penalises_only_the_filters_mutual_products():
         w = rng.normal(size=shape).astype(np.float32)
         m = w.reshape(-1, shape[-1])
         gram = m.T @ m
-        expected = 1e-4 * np.sum((gram * (1 - np.eye(gram.shape[0]))) ** 2)
+        expected = 0.5e-4 * np.sum((gram * (1 - np.eye(gram.shape[0]))) ** 2)
         got = float(orthogonal_regularization([tf.constant(w)], 1e-4))
         assert got == pytest.approx(expected, rel=1e-4), shape
+        # the gradient the authors' utils.ortho adds, on PyTorch's (filters, fan-in) view
+        rows = m.T
+        authors = 1e-4 * 2 * ((rows @ rows.T) * (1 - np.eye(rows.shape[0]))) @ rows
+        variable = tf.Variable(w)
+        with tf.GradientTape() as tape:
+            loss = orthogonal_regularization([variable], 1e-4)
+        np.testing.assert_allclose(tape.gradient(loss, variable).numpy().reshape(-1, shape[-1]), authors.T,
+                                   rtol=1e-4, atol=1e-9)
     q = np.linalg.qr(rng.normal(size=(16, 5)))[0] * 3.0  # orthogonal filters of any norm: no penalty
     assert abs(float(orthogonal_regularization([tf.constant(q, tf.float32)], 1.0))) < 1e-3
+
+
+def test_each_d_step_reads_its_own_slice_of_the_batch_as_the_authors_train_fns():
+    # train_fns.GAN_training_function: x = torch.split(x, batch_size); D step k reads x[k]
+    model = models.build("biggan", image_size=32, **{**TINY, "n_critic": 3, "diff_augment": ""})
+    seen = []
+    judge = model._judge
+    model._judge = lambda images, training: (seen.append(images.numpy()), judge(images, training))[1]
+    monet = np.arange(6, dtype=np.float32)[:, None, None, None] * np.ones((6, 32, 32, 3), np.float32) / 10
+    batch = (tf.constant(monet), tf.constant(monet))
+    d_players = [p for p in model.players if p.name == "discriminator"]
+    assert len(d_players) == 3 and all(p.optimizer is model.d_optimizer for p in d_players)
+    for p in d_players:
+        p.loss(batch, {}, False)
+    reals = [images[:2, 0, 0, 0] for images in seen]  # each call judges [its reals, its fakes]
+    np.testing.assert_allclose(reals, [[0.0, 0.1], [0.2, 0.3], [0.4, 0.5]], atol=1e-7)
+    assert all(images.shape[0] == 4 for images in seen)  # 2 reals + 2 fakes a D step
+    with pytest.raises(ValueError, match="must divide by n_critic"):
+        d_players[0].loss((batch[0][:5], batch[1][:5]), {}, False)
 
 
 def test_a_step_in_mixed_bfloat16_updates_both_networks_and_the_ema():

@@ -50,6 +50,23 @@ def test_kl_and_mode_seeking_match_their_formulas():
     assert float(mode_seeking(a, b, z1, z2)) == pytest.approx(1 / (0.5 + 1e-5), rel=1e-5)
 
 
+def test_latent_regression_steps_what_the_authors_backward_g_alone_steps():
+    # their latent regression |E_a(G(c, z)) − z| is in backward_G_alone, after which only
+    # enc_c_opt and gen_opt step: the attribute encoders' weights get none of its gradient
+    model = models.build("drit", image_size=32, **TINY)
+    monet, photo = (tf.constant(x) for x in (images_at(32)[:2], images_at(32, seed=1)[:2]))
+    with tf.GradientTape(persistent=True) as tape:
+        _, parts = model.generator_loss((monet, photo), {}, True)
+    attr = model.attr_monet.trainable_variables + model.attr_photo.trainable_variables
+    stepped = model.gen_monet.trainable_variables + model.content_monet.trainable_variables
+    from_latent = tape.gradient(parts["latent"], attr + stepped, unconnected_gradients="zero")
+    assert float(parts["latent"]) > 0
+    assert all(float(tf.reduce_max(tf.abs(g))) == 0.0 for g in from_latent[:len(attr)])
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in from_latent[len(attr):]) > 0
+    from_all = tape.gradient(parts["g_total"], attr, unconnected_gradients="zero")  # their first update
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in from_all) > 0
+
+
 def test_xla_step_updates_every_network_with_finite_losses(compiled):
     model = compiled["model"]
     assert set(compiled["first"]) == set(model.loss_names)

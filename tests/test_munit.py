@@ -13,6 +13,7 @@ from tests.helpers import (assert_saved_translator_gives_identical_outputs, asse
                            assert_two_replicas_equal_one, images_at, overfit, train_and_generate_with_the_cli)
 
 TINY = dict(dim=4, ndf=4, n_res=1, mlp_dim=8, d_layers=2, d_scales=2)
+DRIT_TINY = dict(dim=4, ndf=4, n_res=1, d_layers=2, d_scales=2, content_d_layers=0, d_iter=2)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,20 @@ def test_styles_change_the_translation_and_a_style_seed_fixes_it():
     model.set_style(0)  # the grid's first column is seed 0's style
     np.testing.assert_allclose(columns[0].numpy(), model.translator(photos).numpy(), atol=1e-6)
     assert np.abs(columns[1].numpy() - columns[2].numpy()).mean() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["munit", "drit"])
+def test_ema_paints_in_the_style_a_style_seed_chose(name):
+    model = models.build(name, image_size=32, ema=0.5, **(TINY if name == "munit" else DRIT_TINY))
+    photos = images_at(32)[:2]
+    for _ in range(3):
+        model.after_step()  # averaged from the start (ema_start 0)
+    model.set_style(7)  # `gan-tpu generate --style-seed 7`, after training
+    with model.painting_weights():
+        np.testing.assert_array_equal(model._style.code.numpy(), style_code(7, model.style_dim))
+        painted = model.translator(photos).numpy()
+    np.testing.assert_array_equal(model._style.code.numpy(), style_code(7, model.style_dim))
+    np.testing.assert_allclose(painted, model.translator(photos).numpy(), atol=1e-6)  # weights unchanged: same
 
 
 def test_xla_step_updates_every_network_with_finite_losses(compiled):

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from gan_tpu import cli, models, runs
+from gan_tpu.models.base import NoiseModel, TranslationModel
 from gan_tpu.models.noise_networks import dcgan_generator
 from gan_tpu.sample_data import write_sample_data
 from tests.helpers import two_replicas
@@ -41,14 +42,14 @@ def test_registered_with_the_papers_defaults():
     assert (sn["n_dis"], sn["lr"], sn["beta_1"], sn["beta_2"]) == (5, 2e-4, 0.0, 0.9)
     assert (art["lr"], art["lr_decay"]) == (1e-3, 0.9)
     model = models.build("dcgan", image_size=256, ngf=4, ndf=4)
-    assert model.kind == "noise" and model.latent_dim == 100
+    assert isinstance(model, NoiseModel) and model.latent_dim == 100
     assert model.generator.output_shape == (None, 256, 256, 3)  # grows from 4x4 to the image size
     assert model.discriminator.output_shape == (None, 1)
     with pytest.raises(ValueError, match="critic_norm must be 'layer' or 'none'"):
         models.build("wgan_gp", image_size=32, critic_norm="batch")
     with pytest.raises(ValueError, match="power of two"):
         models.build("dcgan", image_size=48)
-    assert models.build("cyclegan", image_size=32, ngf=4, ndf=4).kind == "translation"
+    assert isinstance(models.build("cyclegan", image_size=32, ngf=4, ndf=4), TranslationModel)
 
 
 @pytest.mark.parametrize("name", NOISE)
@@ -187,7 +188,7 @@ def test_each_pipeline_trains_from_the_cli_and_its_generator_reloads(name, sampl
     grid = tf.io.decode_png(tf.io.read_file(os.path.join(out, "samples", "epoch_001.png")))
     assert grid.shape == (2 * 128, 2 * 128, 3)  # 2 x 2 samples, each enlarged to 128 px
     run, generator = runs.load(out)
-    assert generator is run.model.generator and run.model.kind == "noise"
+    assert generator is run.model.generator and isinstance(run.model, NoiseModel)
     if name == "wgan_gp":
         iterations = {p.name: int(p.optimizer.iterations) for p in run.model.players}
         assert iterations == {"generator": 2, "critic": 4}  # n_critic updates per step

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import models
+from gan_tpu import models, optimizers
 from gan_tpu.models.ugatit import min_discriminator_size, sigmoid_cross_entropy, ugatit_discriminator
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
 from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
@@ -41,6 +41,18 @@ def test_registered_with_the_authors_defaults():
         assert (d["lr"], d["beta_1"], d["beta_2"], d["weight_decay"]) == (1e-4, 0.5, 0.999, 1e-4)
         assert (d["global_layers"], d["local_layers"], d["n_blocks"]) == (7, 5, 4)
     assert models.build("ugatit_light", image_size=32, **TINY).light
+    # the authors' decay_flag (on by default): lr -= lr / (iteration // 2) each step past
+    # half-way, so both rates fall linearly from lr at iteration/2 to 0 at the end
+    model = models.build("ugatit", image_size=32, **TINY)
+    model.set_total_steps(1000)
+    lr, half = 1e-4, 500
+    authors = [lr - lr / half * max(0, step - half) for step in (0, 500, 501, 750, 1000)]
+    for opt in (model.g_optimizer, model.d_optimizer):
+        got = []
+        for step in (0, 500, 501, 750, 1000):
+            opt.iterations.assign(step)
+            got.append(float(opt.learning_rate))
+        np.testing.assert_allclose(got, authors, rtol=1e-5, atol=1e-12)
     with pytest.raises(ValueError, match=r"model.global_layers=7 needs image_size >= 96, got 32"):
         models.build("ugatit", image_size=32, ngf=4, ndf=4, n_blocks=1)
 
@@ -128,7 +140,9 @@ def test_rho_stays_in_unit_interval_in_the_compiled_step_with_a_huge_learning_ra
     model = compiled["model"]
     rhos = _rhos(model)
     assert len(rhos) == 2 * (2 * TINY["n_blocks"] + 2)  # AdaLIN x2 per block, ILN x2, per generator
-    model.g_optimizer.learning_rate.assign(100.0)  # Adam moves each ρ by about ±100
+    # the rate is the base's LR schedule, lr x the fraction in its decay-shape variable (read
+    # by the compiled step): 1e-3 x 1e5 = 100, so Adam moves each ρ by about ±100
+    optimizers.schedule_of(model.g_optimizer).segment.assign([1e9, 1e5, 2e9])
     compiled["step"](compiled["batch"])
     values = np.concatenate([v.numpy() for v in rhos])
     assert np.all((values >= 0.0) & (values <= 1.0))

@@ -103,8 +103,8 @@ class MiFIDCallback(keras.callbacks.Callback):
     def score(self) -> dict:
         """Translate the photos and score them now: {"fid", "distance", "mifid"}."""
         translator = self._translator or self.model.translator
-        painting = getattr(self.model, "painting_weights", None)  # the EMA weights, if averaged
-        with painting() if painting else contextlib.nullcontext():
+        # a model's own translator paints with its painting weights (EMA's, if averaged)
+        with self.model.painting_weights() if self._translator is None else contextlib.nullcontext():
             fakes = [np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
                      for i in range(0, len(self.photos), self.batch_size)]
         scorer = StreamingScorer(self.reference, self.dtype, keep_features=False)

@@ -69,7 +69,7 @@ class ArtGAN(NoiseGAN):
 
         def rmsprop(name):
             schedule = keras.optimizers.schedules.ExponentialDecay(lr, lr_decay_steps, lr_decay)
-            return keras.optimizers.RMSprop(schedule, rho=rho, name=name)
+            return keras.optimizers.RMSprop(self.lr_schedule(schedule), rho=rho, name=name)
 
         self.d_optimizer = rmsprop("d_rmsprop")
         self.g_optimizer = rmsprop("g_rmsprop")

@@ -34,7 +34,7 @@ from keras import layers, ops
 
 from gan_tpu import losses
 from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.networks import patch_discriminator
 from gan_tpu.models.registry import register
 
@@ -201,7 +201,7 @@ def _lsgan(x, target: float):
     lr=2e-4,
     beta_1=0.5,
 )
-class BayesianCycleGAN(AdversarialModel):
+class BayesianCycleGAN(TranslationModel):
     """photo -> Monet (`g_monet`) and back (`g_photo`), with latent encoders `e_monet`, `e_photo`.
 
     Batches are `(monet, photo)` in [-1, 1]. The translator is g_monet with a zero latent.
@@ -236,8 +236,8 @@ class BayesianCycleGAN(AdversarialModel):
         self.kl_weight = float(kl_weight)
         self.gamma = float(gamma)
         self.prior_weight = float(prior_weight)
-        self.g_optimizer = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, name="g_adam")
-        self.d_optimizer = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, name="d_adam")
+        self.g_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), beta_1=beta_1, name="g_adam")
+        self.d_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), beta_1=beta_1, name="d_adam")
 
     @property
     def translator(self):

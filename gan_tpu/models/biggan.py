@@ -9,7 +9,14 @@ pooling, a linear logit plus the projection of the class embedding. Both: spectr
 on every conv, linear and embedding of D (G's shared embedding excepted, as in the
 authors' code), one SAGAN self-attention block at 64x64 (or the nearest resolution the
 network has), orthogonal initialisation. Hinge loss, G's orthogonal regularization,
-Adam (β1, β2) = (0, 0.999) with D's learning rate 4x G's, `n_critic` D steps per G step.
+Adam (β1, β2) = (0, 0.999) with D's learning rate 4x G's, `n_critic` D steps per G step,
+each on its own real images: a train step reads `n_critic` x B images (the per-replica
+batch must divide by `n_critic`) and D step i takes the i-th B of them, as the authors'
+train_fns splits its batch_size x num_D_steps loader batch; G draws B latents (their
+G_batch_size defaults to batch_size).
+
+Differences from the authors' code, on purpose: G steps before D in each train step (so the
+run's step counter, the first player's, counts batches); DiffAugment on everything D sees.
 """
 from __future__ import annotations
 
@@ -164,8 +171,10 @@ def biggan_discriminator(image_size: int, *, ndf: int = 96, classes: int = 1, at
 
 
 def orthogonal_regularization(kernels, beta: float):
-    """BigGAN's β Σ_W ‖WᵀW ⊙ (1 − I)‖²_F over G's kernels, each as a (fan-in, filters) matrix:
-    only the filters' mutual cosines are penalised, not their norms. Computed as
+    """BigGAN's orthogonal regularization, (β/2) Σ_W ‖WᵀW ⊙ (1 − I)‖²_F over G's kernels, each
+    as a (fan-in, filters) matrix: only the filters' mutual products are penalised, not their
+    norms. The authors' code (utils.ortho) adds 2β·(WWᵀ ⊙ (1 − I))W to each gradient, the
+    gradient of this: half the paper's β‖·‖²_F, whose gradient is 4β(...). Computed as
     ‖Gram‖²_F − Σ ‖filter‖⁴ with the smaller of the two Gram matrices (the same Frobenius
     norm), so G's 4x4 projection (20 x 24,576) costs a 20 x 20 product, not 24,576²."""
     total = 0.0
@@ -173,7 +182,7 @@ def orthogonal_regularization(kernels, beta: float):
         w = ops.cast(ops.reshape(kernel, (-1, kernel.shape[-1])), "float32")
         gram = ops.matmul(ops.transpose(w), w) if w.shape[1] <= w.shape[0] else ops.matmul(w, ops.transpose(w))
         total = total + ops.sum(ops.square(gram)) - ops.sum(ops.square(ops.sum(ops.square(w), axis=0)))
-    return beta * total
+    return 0.5 * beta * total
 
 
 @register(
@@ -220,15 +229,23 @@ class BigGAN(NoiseGAN):
         self.policy = augment.parse_policy(diff_augment)
         self.augment_seed = keras.random.SeedGenerator(name="augment_seed")
         adam = dict(beta_1=beta_1, beta_2=beta_2, epsilon=1e-6)  # the authors' ε
-        self.g_optimizer = keras.optimizers.Adam(lr, name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(lr * d_lr_ratio, name="d_adam", **adam)
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr * d_lr_ratio), name="d_adam", **adam)
 
     def make_players(self):
-        return [
-            Player("generator", [self.generator], self.g_optimizer, self.generator_loss),
-            Player("discriminator", [self.discriminator], self.d_optimizer, self.discriminator_loss,
-                   steps=self.n_critic),
-        ]
+        # one player per D step, all on D's optimizer, each with its own slice of the batch
+        return [Player("generator", [self.generator], self.g_optimizer, self.generator_loss)] + [
+            Player("discriminator", [self.discriminator], self.d_optimizer,
+                   lambda batch, context, training, i=i: self.discriminator_loss(batch, context, training, i))
+            for i in range(self.n_critic)]
+
+    def d_batch(self, images):
+        """B, the images one D step reads: the per-replica batch over `n_critic`."""
+        n = images.shape[0] if images.shape[0] is not None else ops.shape(images)[0]
+        if isinstance(n, int) and n % self.n_critic:
+            raise ValueError(f"BigGAN: the per-replica batch ({n}) must divide by n_critic ({self.n_critic}): "
+                             f"each D step reads its own images")
+        return n // self.n_critic
 
     @property
     def ortho_kernels(self) -> list:
@@ -240,16 +257,17 @@ class BigGAN(NoiseGAN):
         images = augment.diff_augment(images, self.policy, seed=self.augment_seed) if self.policy else images
         return self.discriminator(images, training=training)
 
-    def discriminator_loss(self, batch, context, training):
-        monet = batch[0]
-        n = ops.shape(monet)[0]
+    def discriminator_loss(self, batch, context, training, step: int = 0):
+        """D step `step` (of `n_critic`), on the step-th slice of the batch's paintings."""
+        n = self.d_batch(batch[0])
+        monet = batch[0][step * n:(step + 1) * n]
         fake = ops.stop_gradient(self.generator(self.latents(n), training=training))
         logits = self._judge(ops.concatenate([monet, ops.cast(fake, monet.dtype)], 0), training)
         loss = 2.0 * losses.discriminator_loss("hinge", logits[:n], logits[n:])  # the paper's, not halved
         return loss, {"d_loss": loss, "d_real": ops.mean(logits[:n]), "d_fake": ops.mean(logits[n:])}
 
     def generator_loss(self, batch, context, training):
-        fake = self.generator(self.latents(ops.shape(batch[0])[0]), training=training)
+        fake = self.generator(self.latents(self.d_batch(batch[0])), training=training)
         adversarial = losses.generator_loss("hinge", self._judge(fake, training))
         ortho = orthogonal_regularization(self.ortho_kernels, self.ortho) if self.ortho else ops.zeros(())
         return adversarial + ortho, {"g_loss": adversarial, "ortho": ortho}

@@ -43,7 +43,7 @@ from keras import layers, ops
 from gan_tpu import losses, optimizers
 from gan_tpu.layers import ReflectionPadding2D
 from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
 
@@ -186,7 +186,7 @@ OPTIONS = dict(
 @register("cut", **OPTIONS)
 @register("fastcut", **{**OPTIONS, "nce_weight": 10.0, "nce_identity": False, "flip_equivariance": True,
                         "decay_start": 0.75})
-class CUT(AdversarialModel):
+class CUT(TranslationModel):
     """photo -> Monet (`generator`) judged by `discriminator`, with PatchNCE through `patch_heads`.
 
     Data batches are `(monet, photo)` pairs of float images in [-1, 1] (unpaired). Logged:
@@ -198,7 +198,7 @@ class CUT(AdversarialModel):
 
     def __init__(self, image_size: int, *, ngf, ndf, n_blocks, disc_layers, nce_layers, num_patches,
                  patch_dim, temperature, nce_weight, gan_weight, nce_identity, flip_equivariance, lr,
-                 beta_1, beta_2, decay_start, total_steps, **kwargs):
+                 beta_1, beta_2, **kwargs):
         super().__init__(**kwargs)
         if num_patches < 1 or temperature <= 0:
             raise ValueError(f"num_patches must be >= 1 and temperature > 0, got {num_patches}, {temperature}")
@@ -226,15 +226,9 @@ class CUT(AdversarialModel):
         self.patch_seed = keras.random.SeedGenerator(name="patch_seed")
         if self.flip_equivariance:
             self.flip_seed = keras.random.SeedGenerator(name="flip_seed")
-        self.schedule = optimizers.LinearDecay(lr, decay_start, total_steps)
         adam = dict(beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.Adam(learning_rate=self.schedule, name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(learning_rate=self.schedule, name="d_adam", **adam)
-
-    def set_total_steps(self, steps: int) -> None:
-        """The run's length in steps, for the LR decay (unless the `total_steps` option is set)."""
-        if self.schedule.total_steps <= 0:
-            self.schedule.total_steps = int(steps)
+        self.g_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), name="d_adam", **adam)
 
     @property
     def translator(self):

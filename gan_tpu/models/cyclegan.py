@@ -13,7 +13,7 @@ from keras import ops
 
 from gan_tpu import augment, losses, optimizers
 from gan_tpu.image_pool import ImagePool
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.networks import GENERATORS, patch_discriminator
 from gan_tpu.models.registry import register
 
@@ -79,7 +79,7 @@ class RandomStreams(keras.Model):
                                         n_critic=5, lr=1e-4, beta_1=0.0, beta_2=0.9, decay_start=0.5))
 @register("sn_cyclegan", **_variant(generator="resnet", spectral_norm=True, adversarial="lsgan",
                                     pool_size=50, decay_start=0.5))
-class CycleGAN(AdversarialModel):
+class CycleGAN(TranslationModel):
     """photo -> Monet (`g_monet`) and Monet -> photo (`g_photo`), judged by `d_monet`, `d_photo`.
 
     Data batches are `(monet, photo)` pairs of float images in [-1, 1] (unpaired).
@@ -90,7 +90,7 @@ class CycleGAN(AdversarialModel):
     def __init__(self, image_size: int, *, generator, ngf, ndf, n_blocks, skips, disc_layers, norm,
                  d_norm, spectral_norm, dropout, upsample, adversarial, label_smoothing, n_critic, gp_weight,
                  pool_size, diff_augment, cycle_weight, identity_weight, optimizer, lr, beta_1,
-                 beta_2, decay_start, total_steps, **kwargs):
+                 beta_2, **kwargs):
         super().__init__(**kwargs)
         if adversarial not in losses.ADVERSARIAL:
             raise ValueError(f"adversarial must be one of {losses.ADVERSARIAL}, got {adversarial!r}")
@@ -125,33 +125,10 @@ class CycleGAN(AdversarialModel):
         self.pool_monet = ImagePool(pool_size, shape, name="pool_monet") if pool_size else None
         self.pool_photo = ImagePool(pool_size, shape, name="pool_photo") if pool_size else None
         self.random = RandomStreams(["augment", "penalty"], name="random")
-        self.fixed_total_steps = total_steps > 0
-        self.schedules = [optimizers.LinearDecay(lr, decay_start, total_steps, updates)
-                          for updates in (1, self.n_critic)]
-        self.g_optimizer = optimizers.make(optimizer, self.schedules[0], beta_1=beta_1, beta_2=beta_2,
+        self.g_optimizer = optimizers.make(optimizer, self.lr_schedule(lr), beta_1=beta_1, beta_2=beta_2,
                                            name=f"g_{optimizer}")
-        self.d_optimizer = optimizers.make(optimizer, self.schedules[1], beta_1=beta_1, beta_2=beta_2,
+        self.d_optimizer = optimizers.make(optimizer, self.lr_schedule(lr), beta_1=beta_1, beta_2=beta_2,
                                            name=f"d_{optimizer}")
-
-    def attach_schedules(self) -> None:
-        """Keep the LR decay's shape in the optimizers' state (compile calls this)."""
-        for schedule, opt in zip(self.schedules, (self.g_optimizer, self.d_optimizer)):
-            schedule.attach(opt)
-
-    def set_total_steps(self, steps: int, at_step: int | None = None) -> None:
-        """The run's length in steps, for the LR decay (unless the `total_steps` option is set);
-        with `at_step`, a re-plan mid-run that continues from the rate at that step."""
-        for schedule in self.schedules:
-            if self.fixed_total_steps:
-                continue
-            if at_step is None:
-                schedule.set_total_steps(steps)
-            else:
-                schedule.replan(steps, at_step)
-
-    def lr_fraction(self, step: int) -> float:
-        """The generator's learning rate at training step `step`, as a fraction of `lr`."""
-        return self.schedules[0].fraction(step)
 
     @property
     def seed_generators(self) -> dict:

@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from gan_tpu import losses
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import NoiseModel, Player
 from gan_tpu.models.noise_networks import dcgan_discriminator, dcgan_generator
 from gan_tpu.models.registry import register
 
@@ -38,10 +38,8 @@ def truncated(z, threshold: float, seed_of):
     return ops.clip(z, -threshold, threshold)
 
 
-class NoiseGAN(AdversarialModel):
+class NoiseGAN(NoiseModel):
     """Base of the noise models: `generator` (z -> image), `latent_dim`, `sample`."""
-
-    kind = "noise"
 
     def __init__(self, *, latent_dim: int, truncation: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -71,12 +69,6 @@ class NoiseGAN(AdversarialModel):
     def sample(self, batch_index, batch_size: int):
         return self.generator(self.sample_latents(batch_index, batch_size), training=False)
 
-    @property
-    def translator(self):
-        raise NotImplementedError(f"{self.registered_name} paints from noise: use sample(), not a translator")
-
-    def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
 
 
 @register(
@@ -103,8 +95,8 @@ class DCGAN(NoiseGAN):
         super().__init__(latent_dim=latent_dim, truncation=truncation, **kwargs)
         self.generator = dcgan_generator(image_size, latent_dim=latent_dim, ngf=ngf, norm="batch")
         self.discriminator = dcgan_discriminator(image_size, ndf=ndf, norm="batch")
-        self.d_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, name="d_adam")
-        self.g_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, name="g_adam")
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, name="d_adam")
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, name="g_adam")
 
     def make_players(self):
         return [

@@ -24,14 +24,17 @@ Initial weights N(0, 0.02).
 Differences from the authors' code, on purpose:
 - their two generator updates per iteration (encoders + generators on the main losses,
   then content encoders + generators on the random-attribute GAN, latent regression and
-  mode seeking) are one Adam step on the sum (two players may not share an optimizer here);
+  mode seeking) are one Adam step on the sum; the latent regression still moves only what
+  their second update steps (its gradient passes through the attribute encoders to the
+  translations, never into the attribute encoders' weights);
 - their content-discriminator-only iterations each read a new batch; here the content
   discriminator takes its `d_iter` updates on the step's batch;
 - their batch is split in halves (one encoded, one for random attributes); here both use
   the whole batch; the attribute KL and the mode-seeking ratio are per image, averaged
   over the batch (theirs: summed / over their batch of 1), so replica counts agree;
 - their content discriminator's instance norm is switched off by a bug (`'norm' ==
-  'Instance'`), so it has none here either; the LR stays constant (theirs decays linearly).
+  'Instance'`), so it has none here either; the LR stays constant by default (theirs decays
+  linearly from half-way, `n_ep_decay`: `decay_start = 0.5` does the same).
 Known limit: the content discriminator's gradient clipping is Keras' `global_clipnorm`; under
 several TensorFlow replicas Keras clips each replica's share before the all-reduce, so the
 threshold then acts on 1/N of the gradient (JAX's DataParallel clips the global one). The
@@ -204,7 +207,7 @@ class DRIT(FixedStyle, TwoDomainGAN):
         self.d2_photo = multiscale_discriminator(image_size, name="d2_photo", **d)
         self.content_d = content_discriminator(size, width, n_layers=content_d_layers)
         self.d_iter = int(d_iter)
-        self.c_optimizer = keras.optimizers.Adam(learning_rate=lr * content_lr_ratio, beta_1=beta_1, beta_2=beta_2,
+        self.c_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr * content_lr_ratio), beta_1=beta_1, beta_2=beta_2,
                                                  global_clipnorm=content_clipnorm, name="content_d_adam")
         photo = keras.Input((image_size, image_size, 3), name="drit_photo")
         self._style = StyleCode(attr_dim, name="drit_style")
@@ -251,6 +254,15 @@ class DRIT(FixedStyle, TwoDomainGAN):
         """(μ, log σ², a sampled attribute code)."""
         mu, log_var = encoder(x, training=training)
         return mu, log_var, mu + ops.exp(0.5 * log_var) * self.normal(ops.shape(mu))
+
+    def regressed(self, encoder, x, training):
+        """μ of the attribute `encoder` on x for the latent regression: its gradient reaches x
+        (the content encoders and generators) but not the encoder's weights, which the authors'
+        second generator update (backward_G_alone) does not step. The two calls see the same
+        weights and input, so their weight gradients cancel exactly."""
+        mu = encoder(x, training=training)[0]
+        frozen = encoder(ops.stop_gradient(x), training=training)[0]
+        return mu - frozen + ops.stop_gradient(frozen)
 
     def generate(self, generator, content, code, training):
         return generator([self.gen_shared(content, training=training), code], training=training)
@@ -311,8 +323,8 @@ class DRIT(FixedStyle, TwoDomainGAN):
             losses.l1(monet, self.generate(self.gen_monet, c_m_again, a_m_again, training))
             + losses.l1(photo, self.generate(self.gen_photo, c_p_again, a_p_again, training)))
         self_recon = self.self_recon_weight * (losses.l1(monet, same_m) + losses.l1(photo, same_p))
-        latent = self.latent_weight * (losses.l1(t["z_1"], self.attr_monet(random_m, training=training)[0])
-                                       + losses.l1(t["z_1"], self.attr_photo(random_p, training=training)[0]))
+        latent = self.latent_weight * (losses.l1(t["z_1"], self.regressed(self.attr_monet, random_m, training))
+                                       + losses.l1(t["z_1"], self.regressed(self.attr_photo, random_p, training)))
         kl = self.kl_weight * (kl_to_standard_normal(t["mu_m"], t["log_var_m"])
                                + kl_to_standard_normal(t["mu_p"], t["log_var_p"])) \
             + self.content_l2_weight * (ops.mean(ops.square(ops.cast(t["c_m"], "float32")))

@@ -5,8 +5,11 @@ from gan_tpu.errors import UserError
 
 _MODELS: dict[str, tuple[type, dict]] = {}
 # Options of every model (a model's registration may change their defaults), handled here:
-# `ema` > 0 averages the exported generator's weights with that decay after `ema_start` steps.
-SHARED = dict(ema=0.0, ema_start=0)
+# `ema` > 0 averages the exported generator's weights with that decay after `ema_start` steps;
+# `decay_start` and `total_steps` shape every model's learning rates (see AdversarialModel.lr_schedule):
+# constant until that fraction of the run, then linearly to 0 (1: constant throughout).
+SHARED = dict(ema=0.0, ema_start=0, decay_start=1.0, total_steps=0)
+_AVERAGING = ("ema", "ema_start")
 
 
 def register(name: str, **defaults):
@@ -41,7 +44,7 @@ def build(name: str, *, image_size: int, **options):
     if unknown:
         raise UserError(f"model.{unknown[0]}: not an option of model {name!r} (options: {', '.join(sorted(base))})")
     options = {**base, **options}
-    shared = {k: options.pop(k) for k in SHARED}
+    shared = {k: options.pop(k) for k in _AVERAGING}
     model = cls(image_size, **options)
     if shared["ema"]:
         model.use_ema(float(shared["ema"]), int(shared["ema_start"]))

@@ -41,8 +41,8 @@ class SNGAN(NoiseGAN):
         self.generator = sngan_generator(image_size, latent_dim=latent_dim, ngf=ngf)
         self.discriminator = sngan_discriminator(image_size, ndf=ndf)
         self.n_dis = int(n_dis)
-        self.d_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, beta_2=beta_2, name="d_adam")
-        self.g_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, beta_2=beta_2, name="g_adam")
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, beta_2=beta_2, name="d_adam")
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, beta_2=beta_2, name="g_adam")
 
     def make_players(self):
         return [

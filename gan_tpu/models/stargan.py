@@ -35,7 +35,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses, optimizers
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
 DOMAINS = ("photo", "monet")
@@ -143,7 +143,7 @@ def domain_cross_entropy(logits, labels):
 
 @register("stargan", ngf=64, ndf=64, n_blocks=6, disc_layers=6, cls_weight=1.0, rec_weight=10.0, gp_weight=10.0,
           n_critic=5, lr=1e-4, beta_1=0.5, beta_2=0.999, decay_start=0.5, total_steps=0)
-class StarGAN(AdversarialModel):
+class StarGAN(TranslationModel):
     """`generator([image, target label])`, `discriminator(image) -> [scores, domain logits]`.
 
     Data batches are `(monet, photo)` pairs in [-1, 1]; the translator is the generator
@@ -153,7 +153,7 @@ class StarGAN(AdversarialModel):
     loss_names = ("g_total", "g_adv", "g_cls", "rec", "d_total", "d_adv", "d_cls", "gp")
 
     def __init__(self, image_size: int, *, ngf, ndf, n_blocks, disc_layers, cls_weight, rec_weight, gp_weight,
-                 n_critic, lr, beta_1, beta_2, decay_start, total_steps, **kwargs):
+                 n_critic, lr, beta_1, beta_2, **kwargs):
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be at least 1, got {n_critic}")
@@ -165,16 +165,9 @@ class StarGAN(AdversarialModel):
         self.cls_weight, self.rec_weight, self.gp_weight = float(cls_weight), float(rec_weight), float(gp_weight)
         self.n_critic = int(n_critic)
         self.gp_seed = keras.random.SeedGenerator(name="gp_seed")
-        self.schedules = [optimizers.LinearDecay(lr, decay_start, total_steps, updates) for updates in (1, self.n_critic)]
         adam = dict(beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.Adam(learning_rate=self.schedules[0], name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(learning_rate=self.schedules[1], name="d_adam", **adam)
-
-    def set_total_steps(self, steps: int) -> None:
-        """The run's length in steps, for the LR decay (unless the `total_steps` option is set)."""
-        for schedule in self.schedules:
-            if schedule.total_steps <= 0:
-                schedule.total_steps = int(steps)
+        self.g_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(learning_rate=self.lr_schedule(lr), name="d_adam", **adam)
 
     @property
     def translator(self):

@@ -12,7 +12,7 @@ import numpy as np
 from keras import layers, ops
 
 from gan_tpu.layers import ReflectionPadding2D, weight_init
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.ugatit import l2_decay
 
 
@@ -228,6 +228,12 @@ class FixedStyle:
     held by the `StyleCode` layer `self._style`, drawn from a seed (`set_style`); the sample
     grid shows GRID_STYLES styles per photo. The model defines `paint(photos, styles)`."""
 
+    has_fixed_style = True
+
+    @property
+    def fixed_variables(self) -> list:
+        return [self._style.code]
+
     def set_style(self, seed: int) -> None:
         """Translate every photo in the style drawn from `seed` (see `style_code`)."""
         self._style.code.assign(style_code(seed, self.style_dim))
@@ -240,7 +246,7 @@ class FixedStyle:
                 for k in range(GRID_STYLES)]
 
 
-class TwoDomainGAN(AdversarialModel):
+class TwoDomainGAN(TranslationModel):
     """Shared base of UNIT, MUNIT and DRIT++: a multi-scale LSGAN discriminator per domain,
     discriminators trained first on the generators' current fakes (the authors' loop),
     Adam with PyTorch's L2 weight decay, and one seeded noise stream (`noise_seed`, model
@@ -262,9 +268,9 @@ class TwoDomainGAN(AdversarialModel):
         self.weight_decay = float(weight_decay)
         self.noise = True
         self.noise_seed = keras.random.SeedGenerator(name="noise_seed")
-        adam = dict(learning_rate=lr, beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.Adam(name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(name="d_adam", **adam)
+        adam = dict(beta_1=beta_1, beta_2=beta_2)
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="d_adam", **adam)
 
     @property
     def generators(self) -> list:

@@ -7,7 +7,9 @@ Four discriminators with spectral norm: a global (7-layer) and a local (5-layer)
 domain, each with its own CAM logit. Losses as in the authors' code: LSGAN on every
 discriminator output and CAM logit (weight 1), cycle 10, identity 10, and the generators'
 CAM classifiers by sigmoid cross-entropy, weight 1000 (source-domain images -> 1,
-target-domain images -> 0). Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4.
+target-domain images -> 0). Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4; both rates
+constant for the first half of the run, then linearly to 0 (the authors' `decay_flag`, on
+by default: `decay_start` 0.5).
 
 Differences from the authors' PyTorch code, on purpose:
 - the players train discriminators first, then generators, as the authors' loop does;
@@ -32,7 +34,7 @@ from keras import layers, ops
 
 from gan_tpu import losses
 from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
-from gan_tpu.models.base import AdversarialModel, Player
+from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
 
@@ -188,11 +190,12 @@ UGATIT_DEFAULTS = dict(
     beta_1=0.5,
     beta_2=0.999,
     weight_decay=1e-4,       # L2, as PyTorch's Adam(weight_decay=...)
+    decay_start=0.5,         # both rates fall linearly to 0 over the second half (authors' decay_flag)
 )
 
 
 @register("ugatit", **UGATIT_DEFAULTS)
-class UGATIT(AdversarialModel):
+class UGATIT(TranslationModel):
     """U-GAT-IT, full: γ/β MLP over the flattened bottleneck. Batches are (monet, photo) in [-1, 1]."""
 
     light = False
@@ -224,9 +227,9 @@ class UGATIT(AdversarialModel):
         self.identity_weight = float(identity_weight)
         self.cam_weight = float(cam_weight)
         self.weight_decay = float(weight_decay)
-        adam = dict(learning_rate=lr, beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.Adam(name="g_adam", **adam)
-        self.d_optimizer = keras.optimizers.Adam(name="d_adam", **adam)
+        adam = dict(beta_1=beta_1, beta_2=beta_2)
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="g_adam", **adam)
+        self.d_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), name="d_adam", **adam)
 
     @property
     def translator(self):

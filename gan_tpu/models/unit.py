@@ -2,8 +2,8 @@
 
 Per domain an encoder E_i and a generator G_i; the last encoder layer and the first
 generator layer are shared by both domains (`enc_shared`, `dec_shared`), which ties the
-two VAEs to one latent space Z. q_i(z|x) = N(E_i(x), I): z = E_i(x) + ε. Translation is
-G_j(E_i(x)). Networks as the authors' PyTorch code: c7s1-64, two 4x4 stride-2 convs and
+two VAEs to one latent space Z, as the paper. q_i(z|x) = N(E_i(x), I): z = E_i(x) + ε.
+Translation is G_j(E_i(x)). Layers as the authors' PyTorch code (VAEGen): c7s1-64, two 4x4 stride-2 convs and
 residual blocks (instance norm, reflection padding) in the encoder; residual blocks,
 nearest upsampling + 5x5 convs with layer norm, c7s1-3 tanh in the generator (n_res = 4
 residual blocks in all: n_res − 1 private + 1 shared on each side). A 3-scale LSGAN
@@ -19,9 +19,12 @@ code's own weights (gan 1, recon 10, KL 0.01, cycle 10, cycle KL 0.01) are the p
 divided by 10, a common factor Adam ignores. Its weight decay, 1e-4 (PyTorch Adam's L2),
 acts on that 10× smaller loss, so here it is 1e-3. Adam 1e-4, betas (0.5, 0.999).
 
-Differences from the authors' code: the paper's CC term also counts KL(q_i(z|x_i)) (their
-code only the re-encoded codes' KL), here as the seed's objective says; the LR stays
-constant (theirs halves every 100k iterations, past a 3-hour run's length); convs followed
+Differences from the authors' code: the weight sharing is the paper's (their PyTorch
+UNIT_Trainer gives each domain its own VAEGen and shares nothing; the shared latent space
+then comes from the cycle and KL terms alone); the paper's CC term also counts
+KL(q_i(z|x_i)) (their code only the re-encoded codes' KL), here as the seed's objective says; the LR stays
+constant by default (theirs halves every 100k iterations, past a 3-hour run's length;
+`decay_start` gives a linear decay instead); convs followed
 by instance norm have no bias (it cancels a bias exactly).
 Submissions: G_monet(E_photo(photo)), the mean code (no ε), as their test code does.
 """

@@ -49,8 +49,8 @@ class WGANGP(NoiseGAN):
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
         self.gp_seed = keras.random.SeedGenerator(name="gp_seed")
-        self.c_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, beta_2=beta_2, name="c_adam")
-        self.g_optimizer = keras.optimizers.Adam(lr, beta_1=beta_1, beta_2=beta_2, name="g_adam")
+        self.c_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, beta_2=beta_2, name="c_adam")
+        self.g_optimizer = keras.optimizers.Adam(self.lr_schedule(lr), beta_1=beta_1, beta_2=beta_2, name="g_adam")
 
     def make_players(self):
         return [
