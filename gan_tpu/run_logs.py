@@ -96,7 +96,7 @@ class TensorBoardWriter(keras.callbacks.Callback):
 
     def learning_rates(self) -> dict[str, float]:
         rates = {}
-        for player in getattr(self.model, "players", []):
+        for player in self.model.players:
             try:
                 rates[player.name] = float(keras.ops.convert_to_numpy(player.optimizer.learning_rate))
             except (AttributeError, TypeError, ValueError):
