@@ -268,9 +268,12 @@ def test_a_run_that_diverges_before_its_first_checkpoint_is_a_one_line_error(sam
 
 
 def test_generate_without_run_or_checkpoint_is_one_line(tmp_path, capsys):
-    assert cli.main(["generate", "--out", str(tmp_path / "images.zip")]) != 0
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage, then one error line, status 2
+        cli.main(["generate", "--out", str(tmp_path / "images.zip")])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "give --run DIR or --checkpoint PATH" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "gan-tpu generate: error: one of the arguments --run --checkpoint is required"
+    assert "(--run DIR | --checkpoint PATH)" in err and "Traceback" not in err
     assert not (tmp_path / "images.zip").exists()
 
 
