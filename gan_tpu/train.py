@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_tpu import budget, data, plan, runs, runtime
+from gan_tpu import budget, data, distributed, plan, runs, runtime
 from gan_tpu.callbacks import BudgetGuard, Checkpointer, NanGuard, PlotWriter, SampleGrid
 from gan_tpu.errors import UserError
 from gan_tpu.metrics.callback import MiFIDCallback
@@ -54,6 +54,8 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     says which loss at which step). `clock` (seconds) and `extractor` (for `[eval]`)
     replace the real ones in tests.
     """
+    cfg = distributed.local_config(cfg)  # past one process: process 0 alone writes the run dir
+    clock = distributed.one_clock(clock, budget.run_elapsed)  # past one process: process 0's clock
     out = cfg["output"]["dir"]
     auto = cfg["train"]["epochs"] == "auto"
     if auto and not use_budget:
@@ -67,6 +69,8 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     if held_out >= counts[1]:
         raise UserError(f"eval.photos: holding out {held_out} of {counts[1]} photos leaves none to train on")
     run = runs.start(cfg, resume=resume, strategy=strategy)
+    if resume:  # past one process: every process continues from process 0's checkpoint
+        distributed.share(run.checkpoint)
 
     global_batch = runtime.global_batch_size(cfg["train"]["batch_size"], run.strategy)
     steps = cfg["train"]["steps_per_epoch"] or data.steps_per_epoch(counts[0], counts[1] - held_out, global_batch)
@@ -209,6 +213,8 @@ def budget_guard(run: runs.Run, generation: budget.GenerationReserve, steps_per_
     if used_s:  # a resumed plan: count the budget time the earlier sessions used
         now = (clock or time.monotonic)()
         start = now - used_s - (budget.run_elapsed() if clock is None else 0.0)
+    if hasattr(clock, "command_start"):  # past one process: process 0's (gan_tpu.distributed)
+        start = clock.command_start - used_s
     guard = BudgetGuard(hours * 3600.0, start=start, initial_step=initial_step, **clock_kw)
     auto = cfg["train"]["epochs"] == "auto"
     set_total = getattr(run.model, "set_total_steps", lambda steps, at_step=None: None)
