@@ -237,14 +237,15 @@ def share(variables: Mapping[str, object]) -> None:
     import numpy as np
 
     names = sorted(variables)
-    values = broadcast([np.asarray(_value(variables[n])) for n in names])
-    for name, value in zip(names, values):
-        variables[name].assign(value)
-
-
-def _value(variable):
-    value = getattr(variable, "value", variable)
-    return value.numpy() if hasattr(value, "numpy") else value
+    mine = [np.asarray(variables[n].numpy()) for n in names]
+    # Without jax_enable_x64 a broadcast narrows 64-bit values (the epoch, the plan's
+    # seconds): they travel as their bits, in uint32 pairs.
+    sent = [np.ascontiguousarray(m).reshape(-1).view(np.uint32) if m.dtype.itemsize == 8 else m for m in mine]
+    for name, m, value in zip(names, mine, broadcast(sent)):
+        value = np.asarray(value)
+        if m.dtype.itemsize == 8:
+            value = np.ascontiguousarray(value).view(m.dtype).reshape(m.shape)
+        variables[name].assign(value.astype(m.dtype))
 
 
 # ------------------------------------------------------------------ data

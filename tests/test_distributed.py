@@ -1,5 +1,6 @@
 """gan_tpu.distributed: which job to join, the errors, each process's rows of a global batch,
 and the one writer. The two-process rehearsal itself is tests/test_multihost.py (slow)."""
+import json
 import os
 import socket
 import subprocess
@@ -141,3 +142,51 @@ def test_only_process_zero_writes_where_asked():
     assert cfg["output"]["dir"] == "/runs/x" and other["train"] == cfg["train"]
     assert other["output"]["dir"] != "/runs/x" and "gan_tpu-process1-" in other["output"]["dir"]
     assert zip_path.endswith("images.zip") and "gan_tpu-process1-" in zip_path
+
+
+_TWO_PROCESS_CHECK = r"""
+import json, sys, time
+import numpy as np
+from gan_tpu import distributed
+
+distributed.start({"runtime": {"processes": 2}, "eval": {"every": 0}})
+me = distributed.index()
+
+class Var:  # what share() uses of a Keras or TF variable
+    def __init__(self, value): self.value = np.asarray(value)
+    def numpy(self): return self.value
+    def assign(self, value): self.value = np.asarray(value)
+
+variables = {"plan": Var(np.array([3.0, 0.1234567890123, 1e6 + 1 / 3]) * (me + 1)),
+             "epoch": Var(np.int64(7 + me)), "w": Var(np.full([2, 3], me, np.float32))}
+distributed.share(variables)
+clock = distributed.one_clock(None, lambda: 100.0 * (me + 1))
+readings = [clock(), clock()]
+print(json.dumps({"me": me, "count": distributed.count(), "writer": distributed.is_writer(),
+                  "plan": variables["plan"].value.tolist(), "plan_dtype": str(variables["plan"].value.dtype),
+                  "epoch": int(variables["epoch"].value), "epoch_dtype": str(variables["epoch"].value.dtype),
+                  "w": variables["w"].value.tolist(), "start": clock.command_start, "readings": readings}))
+"""
+
+
+def test_two_processes_share_process_zero_state_and_clock():
+    """Two real processes (JAX on CPU, gloo): process 1 ends with process 0's variables
+    (float64 to the last bit, dtypes kept) and reads process 0's clock."""
+    port = _free_port()
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", distributed.TIMEOUT: "60",
+               distributed.ADDRESSES: f"127.0.0.1:{port}", distributed.PROCESS_ID: str(i)}
+        procs.append(subprocess.Popen([sys.executable, "-c", _TWO_PROCESS_CHECK], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    zero, one = results
+    assert (zero["me"], one["me"], zero["count"], zero["writer"], one["writer"]) == (0, 1, 2, True, False)
+    assert one["plan"] == zero["plan"] == [3.0, 0.1234567890123, 1e6 + 1 / 3]
+    assert one["epoch"] == zero["epoch"] == 7 and one["epoch_dtype"] == "int64" and one["plan_dtype"] == "float64"
+    assert one["w"] == [[0.0] * 3] * 2
+    assert one["start"] == zero["start"] and one["readings"] == zero["readings"]

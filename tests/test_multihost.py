@@ -40,7 +40,7 @@ def _launch(data_dir, out, processes, devices, *extra, steps=3, port=None):
             "--set", f'data.monet="{data_dir}"', "--set", f'data.photo="{data_dir}"',
             "--set", "data.image_size=32", "--set", "model.ngf=8", "--set", "model.ndf=8",
             "--set", "train.batch_size=1", "--set", "train.epochs=1", "--set", f"train.steps_per_epoch={steps}",
-            "--set", "train.samples=0", "--set", "submission.batch_size=2", "--set", "budget.hours=1.0", *extra]
+            "--set", "train.samples=2", "--set", "submission.batch_size=2", "--set", "budget.hours=1.0", *extra]
     port = port or _port()
     procs = []
     for i in range(processes):
