@@ -278,10 +278,3 @@ def gathered(tree):
 
     return multihost_utils.process_allgather(tree, tiled=True)
 
-
-def wait_for_all(name: str) -> None:
-    """Every process reaches this point before any goes on (process 0's zip is written)."""
-    if count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)

@@ -4,11 +4,11 @@ process of four devices on the same global batch. Minutes of CPU: marked slow.""
 import glob
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -16,19 +16,18 @@ import tensorflow as tf
 
 from gan_tpu import distributed
 from gan_tpu.sample_data import write_sample_data
+from tests.test_distributed import _free_port
 
 pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Measured: the two runs' checkpoints differ by at most TOLERANCE_NOTE (float32 sums
-# reduced in another order across processes); see test_two_processes_train_as_one.
-ATOL = 1e-4
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Measured (3 steps of the demo CycleGAN at 32 px, global batch 4, Adam lr 8e-4): one process
+# of 4 devices against one process of 2, the same global batch, differ in the networks'
+# weights by a median 8e-9, 0.25 % of elements above 1e-4, at most 1.17e-3 (Adam turns the
+# float noise of near-zero gradients into whole steps of +-lr in g_monet); two processes of 2
+# against one of 4: median 2e-9, 0.25 %, 1.17e-3. A different global batch moves every
+# weight by about lr per step (median ~1e-4).
+MAX_DIFF, MEDIAN_DIFF, SHARE_ABOVE_1E4 = 2e-3, 1e-7, 0.01
 
 
 def _launch(data_dir, out, processes, devices, *extra, steps=3, port=None):
@@ -41,7 +40,7 @@ def _launch(data_dir, out, processes, devices, *extra, steps=3, port=None):
             "--set", "data.image_size=32", "--set", "model.ngf=8", "--set", "model.ndf=8",
             "--set", "train.batch_size=1", "--set", "train.epochs=1", "--set", f"train.steps_per_epoch={steps}",
             "--set", "train.samples=2", "--set", "submission.batch_size=2", "--set", "budget.hours=1.0", *extra]
-    port = port or _port()
+    port = port or _free_port()
     procs = []
     for i in range(processes):
         job = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes),
@@ -93,11 +92,15 @@ def test_two_processes_train_as_one(data_dir, tmp_path):
     prefix_one, one_values = _checkpoint(os.path.join(one, "run"))
     assert os.path.basename(prefix_two) == os.path.basename(prefix_one) == "ckpt-3"
     assert two_values.keys() == one_values.keys() and len(two_values) > 50
-    worst = max(float(np.max(np.abs(two_values[k].astype(np.float64) - one_values[k]))) for k in two_values)
-    print(f"largest difference over {len(two_values)} variables: {worst:.3g}")
-    assert worst <= ATOL
-    with open(os.path.join(two, "images.zip"), "rb") as a, open(os.path.join(one, "images.zip"), "rb") as b:
-        assert len(a.read()) > 0 and len(b.read()) > 0
+    assert two_values["step"] == one_values["step"] == 3
+    trained = [k for k in two_values if k.startswith("networks/")]
+    diff = np.concatenate([np.abs(two_values[k].astype(np.float64) - one_values[k]).ravel() for k in trained])
+    print(f"{diff.size} weights: median {np.median(diff):.2g}, above 1e-4 {np.mean(diff > 1e-4):.2%}, "
+          f"max {diff.max():.3g}")
+    assert np.median(diff) <= MEDIAN_DIFF and np.mean(diff > 1e-4) <= SHARE_ABOVE_1E4 and diff.max() <= MAX_DIFF
+    for out in (two, one):
+        with zipfile.ZipFile(os.path.join(out, "images.zip")) as zf:
+            assert len([n for n in zf.namelist() if n.endswith(".jpg")]) == 16
 
 
 def test_a_dead_process_ends_the_other_and_resume_completes(data_dir, tmp_path):
