@@ -16,7 +16,8 @@ every process's devices.
   on a scratch directory (:func:`local_config`), removed at exit, so every process makes the
   same collective calls in the same order. The budget's clock is process 0's
   (:func:`one_clock`), so the guard, the planner and the NaN guard decide the same step on
-  every process; a resumed run's checkpoint is read by process 0 and broadcast (:func:`share`).
+  every process; on resume process 0 sends its checkpoint files to the others, so
+  every process restores the same checkpoint (:func:`local_config`).
 
 A single process never imports JAX here and behaves exactly as without this module.
 """
@@ -177,16 +178,54 @@ def _give_up(message: str) -> None:
 # ------------------------------------------------------------------ one writer
 
 
-def local_config(cfg: dict) -> dict:
+def local_config(cfg: dict, resume: bool = False) -> dict:
     """`cfg` for this process: as is on the writer; elsewhere `[output] dir` is a scratch
-    folder removed at exit (the others run the same code, writing nothing the user sees)."""
-    if is_writer():
+    folder removed at exit (the others run the same code, writing nothing the user sees).
+    With `resume`, process 0 sends the others its checkpoint files first: every process
+    then restores the same checkpoint the same way (a restore assigns every variable, and
+    each assignment is a collective check across processes)."""
+    if count() == 1:
         return cfg
-    scratch = tempfile.mkdtemp(prefix=f"gan_tpu-process{index()}-")
-    atexit.register(shutil.rmtree, scratch, True)
-    cfg = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
-    cfg["output"]["dir"] = os.path.join(scratch, "run")
+    theirs = os.path.join(cfg["output"]["dir"], "checkpoints")
+    if not is_writer():
+        scratch = tempfile.mkdtemp(prefix=f"gan_tpu-process{index()}-")
+        atexit.register(shutil.rmtree, scratch, True)
+        cfg = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
+        cfg["output"]["dir"] = os.path.join(scratch, "run")
+    if resume:
+        _copy_folder(theirs, os.path.join(cfg["output"]["dir"], "checkpoints"))
     return cfg
+
+
+def _copy_folder(source: str, target: str) -> None:
+    """Process 0's files in `source`, written into `target` on the other processes."""
+    import json
+
+    files = {}
+    if is_writer() and os.path.isdir(source):
+        for name in sorted(os.listdir(source)):
+            if os.path.isfile(os.path.join(source, name)):
+                with open(os.path.join(source, name), "rb") as fh:
+                    files[name] = fh.read()
+    listing = _bytes(json.dumps({n: len(b) for n, b in files.items()}).encode())
+    for name, size in json.loads(listing).items():
+        payload = _bytes(files.get(name, b""), size)
+        if not is_writer():
+            os.makedirs(target, exist_ok=True)
+            with open(os.path.join(target, name), "wb") as fh:
+                fh.write(payload)
+
+
+def _bytes(payload: bytes, size: int | None = None) -> bytes:
+    """Process 0's `payload` on every process (`size`: its length, when all know it)."""
+    import numpy as np
+
+    if size is None:
+        size = int(broadcast(np.int32(len(payload))))
+    buffer = np.zeros(size, np.uint8)
+    if is_writer():
+        buffer[:] = np.frombuffer(payload, np.uint8)
+    return broadcast(buffer).tobytes() if size else b""
 
 
 def local_path(path: str) -> str:
@@ -227,25 +266,6 @@ def one_clock(clock: Callable[[], float] | None, run_elapsed: Callable[[], float
     if clock is None:  # the budget counts from process 0's command start
         read.command_start = float(broadcast(np.float64(local() - run_elapsed())))
     return read
-
-
-def share(variables: Mapping[str, object]) -> None:
-    """Give every process process 0's values of `variables` (name -> Keras or TF variable):
-    what process 0 restored from its checkpoint."""
-    if count() == 1:
-        return
-    import numpy as np
-
-    names = sorted(variables)
-    mine = [np.asarray(variables[n].numpy()) for n in names]
-    # Without jax_enable_x64 a broadcast narrows 64-bit values (the epoch, the plan's
-    # seconds): they travel as their bits, in uint32 pairs.
-    sent = [np.ascontiguousarray(m).reshape(-1).view(np.uint32) if m.dtype.itemsize == 8 else m for m in mine]
-    for name, m, value in zip(names, mine, broadcast(sent)):
-        value = np.asarray(value)
-        if m.dtype.itemsize == 8:
-            value = np.ascontiguousarray(value).view(m.dtype).reshape(m.shape)
-        variables[name].assign(value.astype(m.dtype))
 
 
 # ------------------------------------------------------------------ data

@@ -54,7 +54,7 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     says which loss at which step). `clock` (seconds) and `extractor` (for `[eval]`)
     replace the real ones in tests.
     """
-    cfg = distributed.local_config(cfg)  # past one process: process 0 alone writes the run dir
+    cfg = distributed.local_config(cfg, resume)  # past one process: process 0 alone writes the run dir
     clock = distributed.one_clock(clock, budget.run_elapsed)  # past one process: process 0's clock
     out = cfg["output"]["dir"]
     auto = cfg["train"]["epochs"] == "auto"
@@ -69,8 +69,6 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     if held_out >= counts[1]:
         raise UserError(f"eval.photos: holding out {held_out} of {counts[1]} photos leaves none to train on")
     run = runs.start(cfg, resume=resume, strategy=strategy)
-    if resume:  # past one process: every process continues from process 0's checkpoint
-        distributed.share(run.checkpoint)
 
     global_batch = runtime.global_batch_size(cfg["train"]["batch_size"], run.strategy)
     steps = cfg["train"]["steps_per_epoch"] or data.steps_per_epoch(counts[0], counts[1] - held_out, global_batch)

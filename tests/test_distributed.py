@@ -145,40 +145,42 @@ def test_only_process_zero_writes_where_asked():
 
 
 _TWO_PROCESS_CHECK = r"""
-import json, sys, time
-import numpy as np
+import hashlib, json, os, sys
 from gan_tpu import distributed
 
 distributed.start({"runtime": {"processes": 2}, "eval": {"every": 0}})
 me = distributed.index()
-
-class Var:  # what share() uses of a Keras or TF variable
-    def __init__(self, value): self.value = np.asarray(value)
-    def numpy(self): return self.value
-    def assign(self, value): self.value = np.asarray(value)
-
-variables = {"plan": Var(np.array([3.0, 0.1234567890123, 1e6 + 1 / 3]) * (me + 1)),
-             "epoch": Var(np.int64(7 + me)), "w": Var(np.full([2, 3], me, np.float32))}
-distributed.share(variables)
+run_dir = sys.argv[1] if me == 0 else "/nonexistent/run"  # process 1 cannot read process 0's folder
+cfg = distributed.local_config({"output": {"dir": run_dir}, "train": {"epochs": 1}}, resume=True)
+ckpt = os.path.join(cfg["output"]["dir"], "checkpoints")
+files = {}
+for name in sorted(os.listdir(ckpt)):
+    with open(os.path.join(ckpt, name), "rb") as fh:
+        files[name] = hashlib.sha256(fh.read()).hexdigest()
 clock = distributed.one_clock(None, lambda: 100.0 * (me + 1))
 readings = [clock(), clock()]
 print(json.dumps({"me": me, "count": distributed.count(), "writer": distributed.is_writer(),
-                  "plan": variables["plan"].value.tolist(), "plan_dtype": str(variables["plan"].value.dtype),
-                  "epoch": int(variables["epoch"].value), "epoch_dtype": str(variables["epoch"].value.dtype),
-                  "w": variables["w"].value.tolist(), "start": clock.command_start, "readings": readings}))
+                  "dir": cfg["output"]["dir"], "files": files, "start": clock.command_start, "readings": readings}))
 """
 
 
-def test_two_processes_share_process_zero_state_and_clock():
-    """Two real processes (JAX on CPU, gloo): process 1 ends with process 0's variables
-    (float64 to the last bit, dtypes kept) and reads process 0's clock."""
+def test_two_processes_resume_process_zero_checkpoints_and_read_its_clock(tmp_path):
+    """Two real processes (JAX on CPU, gloo): on resume process 1 gets process 0's checkpoint
+    files byte for byte in its scratch folder, and both read process 0's clock."""
+    ckpt = tmp_path / "run" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    payloads = {"checkpoint": b'model_checkpoint_path: "ckpt-2"\n', "ckpt-2.index": rng.bytes(1000),
+                "ckpt-2.data-00000-of-00001": rng.bytes(300_001), "empty": b""}
+    for name, payload in payloads.items():
+        (ckpt / name).write_bytes(payload)
     port = _free_port()
     procs = []
     for i in range(2):
         env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", distributed.TIMEOUT: "60",
                distributed.ADDRESSES: f"127.0.0.1:{port}", distributed.PROCESS_ID: str(i)}
-        procs.append(subprocess.Popen([sys.executable, "-c", _TWO_PROCESS_CHECK], env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs.append(subprocess.Popen([sys.executable, "-c", _TWO_PROCESS_CHECK, str(tmp_path / "run")], env=env,
+                                      text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     results = []
     for p in procs:
         out, err = p.communicate(timeout=300)
@@ -186,7 +188,7 @@ def test_two_processes_share_process_zero_state_and_clock():
         results.append(json.loads(out.strip().splitlines()[-1]))
     zero, one = results
     assert (zero["me"], one["me"], zero["count"], zero["writer"], one["writer"]) == (0, 1, 2, True, False)
-    assert one["plan"] == zero["plan"] == [3.0, 0.1234567890123, 1e6 + 1 / 3]
-    assert one["epoch"] == zero["epoch"] == 7 and one["epoch_dtype"] == "int64" and one["plan_dtype"] == "float64"
-    assert one["w"] == [[0.0] * 3] * 2
+    assert zero["dir"] == str(tmp_path / "run") and "gan_tpu-process1-" in one["dir"]
+    assert one["files"] == zero["files"] and len(zero["files"]) == 4
+    assert not os.path.exists(os.path.dirname(one["dir"]))  # the scratch folder is removed at exit
     assert one["start"] == zero["start"] and one["readings"] == zero["readings"]
