@@ -1,7 +1,7 @@
 """The rehearsal of a multi-host run on one machine: `gan-tpu run demo` in two processes of
 two CPU devices each (JAX's distributed runtime on 127.0.0.1, gloo collectives) against one
-process of four devices on the same global batch. Minutes of CPU (test_two_processes_train_as_one:
-4 min 52 s on 2 cores shared with other work): marked slow."""
+process of four devices on the same global batch. Minutes of CPU (on 2 cores shared with other work:
+test_two_processes_train_as_one 4 min 52 s, the kill-and-resume test 4 min 26 s): marked slow."""
 import glob
 import os
 import signal
