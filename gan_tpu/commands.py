@@ -45,9 +45,19 @@ def _pipeline_config(args) -> dict:
     return config.load(args.pipeline, overrides)
 
 
+def _start(args) -> dict:
+    """The pipeline's config, after joining a multi-process job if one is asked for."""
+    from gan_tpu import distributed
+
+    cfg = _pipeline_config(args)
+    distributed.apply_flags(args.coordinator, args.num_processes, args.process_id)
+    distributed.start(cfg)  # one process: does nothing
+    return cfg
+
+
 def cmd_train(args) -> int:
     _setup_logging()
-    cfg = _pipeline_config(args)
+    cfg = _start(args)
     from gan_tpu import train  # after the config: a bad --set needs no TensorFlow
 
     run = train.train(cfg, resume=args.resume)
@@ -95,7 +105,7 @@ def score_submission(zip_path: str, reference: str, extractor: str) -> list[str]
 
 def cmd_run(args) -> int:
     _setup_logging()
-    cfg = _pipeline_config(args)
+    cfg = _start(args)
     zip_path = args.zip or os.path.join(cfg["output"]["dir"], "images.zip")
     from gan_tpu.workflow import train_and_submit  # after the config: a bad --set needs no TensorFlow
 
@@ -183,6 +193,7 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
+    from gan_tpu.distributed import add_job_flags
     from gan_tpu.submission.options import add_generate_args
 
     p = subparsers.add_parser("models", help="list the registered models and their defaults",
@@ -209,6 +220,7 @@ def register(subparsers) -> None:
     p.add_argument("pipeline", help="PIPELINE.toml, or the name of a shipped pipeline (e.g. demo)")
     p.add_argument("--out", help="run directory (default: [output] dir, else runs/<name>)")
     _add_train_args(p)
+    add_job_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("run", help="train -> generate -> validate, inside the budget",
@@ -219,6 +231,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="run directory (default: [output] dir)")
     p.add_argument("--zip", help="the submission to write (default: <run dir>/images.zip)")
     _add_train_args(p)
+    add_job_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("generate", help="translate photos with a trained generator into images.zip",

@@ -71,6 +71,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
         "device": ((str,), "auto"),       # auto | tpu | gpu | cpu
         "precision": ((str,), "auto"),    # auto | float32 | mixed_bfloat16 | mixed_float16
         "backend": ((str,), "auto"),      # auto | tensorflow | jax (Keras backend, set before import)
+        "processes": ((str, int), "auto"),  # auto | N: a job of N processes (gan_tpu.distributed)
     },
     "output": {
         "dir": ((str,), None),            # default runs/<pipeline name>

@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from gan_tpu import data_check, tfds_source
+from gan_tpu import data_check, distributed, tfds_source
 from gan_tpu.errors import UserError
 from gan_tpu.pixels import to_float, to_uint8  # noqa: F401 (data.to_float, data.to_uint8)
 from gan_tpu.record_names import count_in_name
@@ -290,7 +290,7 @@ def augment(image: tf.Tensor, seed: tf.Tensor, *, size: int, rot90: bool = False
 
 def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = SOURCE_SIZE,
                    augment_images: bool = True, rot90: bool = False, cache: bool = False,
-                   shuffle_buffer: int = 2048) -> tf.data.Dataset:
+                   shuffle_buffer: int = 2048, global_batch: int = 0) -> tf.data.Dataset:
     """One domain's endless stream of float32 [-1, 1] images of static shape, unbatched.
 
     Everything random is keyed on `seed` (an int or an int64 tensor), so a stream is the
@@ -304,6 +304,8 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
     buffer = min(shuffle_buffer, source.count) if source.count else shuffle_buffer
     seed = tf.cast(seed, tf.int64)
     ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    if global_batch:  # past one process: this process's rows of each global batch
+        ds = distributed.process_rows(ds, global_batch)
 
     def prepare(index, jpeg):
         image = to_float(decode(jpeg, source_size))
@@ -318,11 +320,13 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
 
 def unpaired_dataset(monet: Source, photo: Source, *, global_batch: int, image_size: int,
                      seed=0, **kwargs) -> tf.data.Dataset:
-    """(monet, photo) batches of `global_batch` with static shapes; both streams repeat."""
+    """(monet, photo) batches of `global_batch` with static shapes; both streams repeat.
+    Past one process, this process's rows of each global batch (gan_tpu.distributed)."""
     seed = tf.cast(seed, tf.int64)
-    a = domain_dataset(monet, image_size=image_size, seed=2 * seed, **kwargs)
-    b = domain_dataset(photo, image_size=image_size, seed=2 * seed + 1, **kwargs)
-    return tf.data.Dataset.zip((a, b)).batch(global_batch, drop_remainder=True)
+    a = domain_dataset(monet, image_size=image_size, seed=2 * seed, global_batch=global_batch, **kwargs)
+    b = domain_dataset(photo, image_size=image_size, seed=2 * seed + 1, global_batch=global_batch, **kwargs)
+    local_batch = global_batch // distributed.count()  # this process's share (gan_tpu.distributed)
+    return tf.data.Dataset.zip((a, b)).batch(local_batch, drop_remainder=True)
 
 
 def training_stream(monet: Source, photo: Source, *, first_epoch: int, epochs: int, steps: int,

@@ -6,6 +6,7 @@ import logging
 import keras
 import tensorflow as tf
 
+from gan_tpu import distributed
 from gan_tpu.platform import tpu_kind
 
 log = logging.getLogger("gan_tpu")
@@ -37,7 +38,9 @@ class JaxDevices:
         self.num_replicas_in_sync = len(self.devices)
         self.distribution = None
         if len(self.devices) > 1:
-            self.distribution = keras.distribution.DataParallel(devices=self.devices)
+            # Past one process, gan_tpu.data feeds each process its rows: Keras must not shard again.
+            multi = {"auto_shard_dataset": False} if distributed.count() > 1 else {}
+            self.distribution = keras.distribution.DataParallel(devices=self.devices, **multi)
             keras.distribution.set_distribution(self.distribution)
 
     @property

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from gan_tpu import budget, data, plan, run_logs, runs, runtime
+from gan_tpu import budget, data, distributed, plan, run_logs, runs, runtime
 from gan_tpu.callbacks import BudgetGuard, Checkpointer, NanGuard, PlotWriter, SampleGrid
 from gan_tpu.errors import UserError
 from gan_tpu.metrics.callback import MiFIDCallback
@@ -55,6 +55,8 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
     replace the real ones in tests. `verbose` "auto": Keras's bar on a terminal, else
     one plain line per epoch (gan_tpu.progress).
     """
+    cfg = distributed.local_config(cfg, resume)  # past one process: process 0 alone writes the run dir
+    clock = distributed.one_clock(clock, budget.run_elapsed)  # past one process: process 0's clock
     out = cfg["output"]["dir"]
     auto = cfg["train"]["epochs"] == "auto"
     if auto and not use_budget:
@@ -219,6 +221,8 @@ def budget_guard(run: runs.Run, generation: budget.GenerationReserve, steps_per_
     if used_s:  # a resumed plan: count the budget time the earlier sessions used
         now = (clock or time.monotonic)()
         start = now - used_s - (budget.run_elapsed() if clock is None else 0.0)
+    if hasattr(clock, "command_start"):  # past one process: process 0's (gan_tpu.distributed)
+        start = clock.command_start - used_s
     guard = BudgetGuard(hours * 3600.0, start=start, initial_step=initial_step, **clock_kw)
     auto = cfg["train"]["epochs"] == "auto"
     planner = plan.Planner(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from gan_tpu import runs, train
+from gan_tpu import distributed, runs, train
 
 
 def train_and_submit(cfg: dict, zip_path: str, *, resume: bool = False):
@@ -18,5 +18,6 @@ def train_and_submit(cfg: dict, zip_path: str, *, resume: bool = False):
     if run.diverged:
         print(f"WARNING: {run.diverged}; the submission comes from the last good checkpoint "
               f"(step {int(run.step.numpy())})", file=sys.stderr)
-    result = runs.translate_photos(run, cfg["data"]["photo"], zip_path)
+    # Past one process every process paints its share; process 0 alone writes `zip_path`.
+    result = runs.translate_photos(run, cfg["data"]["photo"], distributed.local_path(zip_path))
     return run, result

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from gan_tpu import distributed
 from gan_tpu.layers import shared_phase_kernels
 
 
@@ -196,7 +197,8 @@ def compile_inference(fn, variables=(), distribution=None):
         return jnp.asarray(leaf) if sharding is None or leaf.ndim == 0 else jax.device_put(leaf, sharding)
 
     def run(x):
-        return call([v.value for v in variables], jax.tree_util.tree_map(put, x))
+        out = call([v.value for v in variables], jax.tree_util.tree_map(put, x))
+        return distributed.gathered(out)  # past one process: the whole batch on every process
 
     run.jitted = call  # its compilations: run.jitted._cache_size()
     return run
