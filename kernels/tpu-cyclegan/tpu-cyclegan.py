@@ -121,4 +121,5 @@ if rc != 0:
 # `gan-tpu submit --kernel OWNER/SLUG --version N -m "gan_tpu cyclegan on TPU"` (it downloads
 # and validates this version's zip first); `make kernel KERNEL=tpu-cyclegan SUBMIT=1` pushes, waits
 # and submits in one go. An uploaded zip (`kaggle competitions submit -f` alone) is refused.
-# The run folder (`/kaggle/working/run`) holds the checkpoints, sample grids and history.
+# The checkpoints stay in scratch space (`/kaggle/temp` or `/tmp`, not saved with the notebook); the
+# sample grids, plots, history and scores are kept next to `images.zip` in the Output tab.
