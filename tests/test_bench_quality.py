@@ -28,6 +28,7 @@ def test_painterly_filter_is_deterministic_and_painterly():
     assert 2.0 < np.abs(a.astype(int) - photos.astype(int)).mean() < 60.0
 
 
+@pytest.mark.slow  # a benchmark's smoke run, 21 s
 def test_paired_benchmark_smoke(tmp_path, capsys):
     real = tmp_path / "monet2photo"
     for folder, n in (("trainB_first1200", 8), ("testB", 4)):
@@ -94,6 +95,7 @@ def test_each_cyclegan_row_changes_one_thing_from_the_reference():
     }
 
 
+@pytest.mark.slow  # a benchmark's smoke run, 20 s
 def test_monet_run_smoke_writes_grid_scores_and_section(tmp_path):
     real = tmp_path / "monet2photo"
     for folder, n in (("trainA", 4), ("trainB_first1200", 4), ("testA", 6), ("testB", 6)):

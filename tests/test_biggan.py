@@ -160,6 +160,7 @@ def _restart(model, options, seed):
                 v.assign(tf.zeros_like(v))
 
 
+@pytest.mark.slow  # learning test, 96 s of one core (its outcome depends on the thread count)
 def test_a_tiny_biggan_learns_both_modes_of_a_two_kind_data_set_in_xla_steps():
     """A GAN this small may collapse onto one of the two kinds from its first steps, and which
     seeds do depends on the thread count (float32 sums): on one core, seed 0 of the single-run

@@ -113,6 +113,7 @@ def test_two_replicas_equal_one_replica_for_sn_cyclegan():
     np.testing.assert_allclose(one[-1][0], two[-1][0], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # learning test, 16 s
 def test_overfitting_four_images_lowers_cycle_and_identity_for_cyclegan_resnet():
     keras.utils.set_random_seed(1)
     model = models.build("cyclegan_resnet", image_size=32, ngf=8, ndf=8, n_blocks=1, lr=1e-3,

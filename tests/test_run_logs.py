@@ -62,6 +62,7 @@ def test_tensorflow_run_writes_history_and_tensorboard(sample_root, tmp_path):
     assert events["samples"] == [(1, (256, 256, 3)), (2, (256, 256, 3))]  # 2 photos beside their translations, x4
 
 
+@pytest.mark.slow  # a JAX CLI run in a subprocess, 33 s
 def test_jax_run_writes_the_same_tensorboard_tags(sample_root, tmp_path):
     """Keras' JAX backend, through the CLI as a user runs it (about 2 minutes on 2 loaded
     cores, most of it XLA compiling the step)."""

@@ -109,6 +109,7 @@ def test_models_and_sample_data_commands(tmp_path, capsys):
     assert cli.main(["sample-data", "--out", str(tmp_path), "--monet", "0"]) == 2
 
 
+@pytest.mark.slow  # 69 s; `make test-compat`'s floor row also runs `gan-tpu demo` from the wheel
 def test_demo_end_to_end(tmp_path, capsys):
     out = str(tmp_path / "demo")
     code = cli.main(["demo", "--out", out, "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2"])

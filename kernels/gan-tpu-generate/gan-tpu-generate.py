@@ -24,7 +24,9 @@ import time
 
 STARTED = time.monotonic()
 SMOKE = os.environ.get("GAN_TPU_SMOKE") == "1"  # CI: CPU, sample data, seconds
-wheels = sorted(glob.glob("/kaggle/input/**/gan_tpu-*.whl", recursive=True))
+INPUT = "/kaggle/input"  # the wheel: /kaggle/input/datasets/<owner>/gan-tpu-wheel/ (older: /kaggle/input/gan-tpu-wheel/)
+wheels = sorted((p for depth in range(5) for p in glob.glob(INPUT + "/*" * depth + "/gan_tpu-*.whl")),
+                key=os.path.basename)
 if wheels:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                     "--force-reinstall", wheels[-1]], check=True)
@@ -45,7 +47,6 @@ plan = gk.prepare_accelerator("gpu", smoke=SMOKE)
 from gan_tpu.cli import main as gan_tpu_cli
 
 WORK = gk.working_dir()
-DATA = gk.data_root()
 if SMOKE:  # a tiny untrained CycleGAN generator and its record, on `gan-tpu sample-data`
     from gan_tpu import models
 
@@ -57,7 +58,8 @@ if SMOKE:  # a tiny untrained CycleGAN generator and its record, on `gan-tpu sam
     with open(os.path.join(folder, "budget.json"), "w") as fh:
         json.dump({"run": "smoke", "train_seconds": 60.0, "budget_seconds": 18000.0, "steps": 2}, fh)
     GENERATOR = os.path.join(folder, "generator.keras")
-else:
+else:  # the photos: the competition data under /kaggle/input, in either mount layout
+    DATA = gk.competition_data()
     GENERATOR = gk.find_input(("gan-tpu-generator/generator.keras", "generator.keras"))
 if not GENERATOR:
     raise SystemExit("no generator.keras under /kaggle/input: attach the gan-tpu-generator dataset "
