@@ -59,7 +59,7 @@ def sh(*cmd: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def lay_out(layout: str, wheel: str, data: str) -> None:
+def lay_out(layout: str, wheel: str, data: str, keep: list[str]) -> None:
     sh("mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", KAGGLE)
     data_dir, wheel_dir = (os.path.join(KAGGLE, "input", d) for d in LAYOUTS[layout])
     shutil.copytree(data, data_dir)
@@ -68,7 +68,7 @@ def lay_out(layout: str, wheel: str, data: str) -> None:
     os.makedirs(os.path.join(KAGGLE, "working"))
     if layout == "new":
         os.makedirs(os.path.join(KAGGLE, "temp"))
-    sh("mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", "/tmp")  # after the copies: WHEEL may be in /tmp
+    private_tmp(keep)  # after the copies: WHEEL may be in /tmp
     sh("mount", "--bind", f"{KAGGLE}/input", f"{KAGGLE}/input")
     sh("mount", "-o", "remount,bind,ro", f"{KAGGLE}/input")
     try:
@@ -77,6 +77,24 @@ def lay_out(layout: str, wheel: str, data: str) -> None:
         pass
     else:
         raise SystemExit("rehearsal: /kaggle/input is not read-only")
+
+
+def private_tmp(keep: list[str]) -> None:
+    """A fresh tmpfs at /tmp, as on a new Kaggle VM. What this rehearsal itself runs from and
+    writes to (the checkout, the row's venv, OUT) may live under the host's /tmp (a CI clone
+    in /tmp): those folders are bound back in at their own paths, through a holding mount
+    at /mnt that exists only in this namespace."""
+    under_tmp = sorted({os.path.realpath(k) for k in keep if os.path.realpath(k).startswith("/tmp/")})
+    if under_tmp:
+        sh("mount", "-t", "tmpfs", "tmpfs", "/mnt")
+        os.makedirs("/mnt/host-tmp")
+        sh("mount", "--rbind", "/tmp", "/mnt/host-tmp")
+    sh("mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", "/tmp")
+    for path in under_tmp:
+        if any(path.startswith(other + "/") for other in under_tmp if other != path):
+            continue  # inside a folder bound already
+        os.makedirs(path, exist_ok=True)
+        sh("mount", "--rbind", "/mnt/host-tmp" + path[len("/tmp"):], path)
 
 
 def files(root: str) -> list[tuple[str, int]]:
@@ -93,7 +111,9 @@ def inner(args) -> int:
     from nbclient.exceptions import CellExecutionError
 
     sh("ip", "link", "set", "lo", "up")
-    lay_out(args.layout, args.wheel, args.data)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.makedirs(args.out, exist_ok=True)
+    lay_out(args.layout, args.wheel, args.data, keep=[root, sys.prefix, args.out])
     home = "/tmp/home"
     os.makedirs(home)
     os.environ.update(HOME=home, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
@@ -102,7 +122,7 @@ def inner(args) -> int:
         os.environ.pop(key, None)  # the notebook's literal /kaggle paths, nothing else
     working = os.path.join(KAGGLE, "working")
     os.chdir(working)
-    kernels = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    kernels = os.path.join(root, "kernels")
     notebook = os.path.join(kernels, args.kernel, f"{args.kernel}.ipynb")
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
