@@ -127,9 +127,7 @@ def _elapsed() -> str:
 
 def cmd_generate(args) -> int:
     _setup_logging()
-    if not (args.run or args.checkpoint):
-        raise_user("give --run DIR or --checkpoint PATH")
-    if args.run:  # before TensorFlow loads: a mistyped folder is a one-second error
+    if args.run:  # (argparse requires --run or --checkpoint)  # before TensorFlow loads: a mistyped folder is a one-second error
         from gan_tpu.setting_errors import check_run_dir
 
         check_run_dir(args.run)
