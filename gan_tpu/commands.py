@@ -106,11 +106,20 @@ def score_submission(zip_path: str, reference: str, extractor: str) -> list[str]
 def cmd_run(args) -> int:
     _setup_logging()
     cfg = _start(args)
-    zip_path = args.zip or os.path.join(cfg["output"]["dir"], "images.zip")
+    from gan_tpu.kaggle.paths import in_notebook, working_dir
+
+    notebook = in_notebook()  # the run folder defaults to scratch space there (config.default_run_dir)
+    zip_path = args.zip or os.path.join(working_dir() if notebook else cfg["output"]["dir"], "images.zip")
     from gan_tpu.workflow import train_and_submit  # after the config: a bad --set needs no TensorFlow
 
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
     print(f"submission: {result.path} ({result.count} images, validated) in {_elapsed()}")
+    from gan_tpu import distributed
+
+    if notebook and not args.out and distributed.is_writer():
+        from gan_tpu.kaggle.outputs import keep_outputs
+
+        keep_outputs(run.out_dir, working_dir())
     if cfg["score"]["extractor"]:
         reference = cfg["score"]["reference"] or cfg["data"]["monet"]
         for line in score_submission(result.path, reference, cfg["score"]["extractor"]):

@@ -74,7 +74,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
         "processes": ((str, int), "auto"),  # auto | N: a job of N processes (gan_tpu.distributed)
     },
     "output": {
-        "dir": ((str,), None),            # default runs/<pipeline name>
+        "dir": ((str,), None),            # default runs/<pipeline name> (default_run_dir)
     },
     "score": {
         "extractor": ((str,), ""),        # "" (no scoring), kaggle[:PATH], inception_v3[:WEIGHTS], tiny
@@ -145,8 +145,16 @@ def load(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
         raw[section][key] = value
     cfg = validate(raw, origin=str(path))
     if cfg["output"]["dir"] is None:
-        cfg["output"]["dir"] = os.path.join("runs", path.stem)
+        cfg["output"]["dir"] = default_run_dir(path.stem)
     return cfg
+
+
+def default_run_dir(name: str) -> str:
+    """``runs/<name>``; in a Kaggle notebook, scratch space instead: everything under
+    ``/kaggle/working`` is saved as the notebook's output, and checkpoints do not belong there."""
+    from gan_tpu.kaggle.paths import in_notebook, scratch_dir
+
+    return os.path.join(scratch_dir(), name) if in_notebook() else os.path.join("runs", name)
 
 
 def validate(raw: dict, origin: str = "config") -> dict:

@@ -267,6 +267,32 @@ def test_a_run_that_diverges_before_its_first_checkpoint_is_a_one_line_error(sam
     assert not (out / "images.zip").exists() and not (out / "generator.keras").exists()
 
 
+def test_run_in_a_kaggle_notebook_keeps_checkpoints_out_of_the_output(sample_root, tmp_path, monkeypatch, capsys):
+    # `!gan-tpu run cyclegan` as the README shows it: no --out, no --zip. Everything under
+    # /kaggle/working is saved as the notebook's output, so the run folder goes to scratch
+    # space, the zip to /kaggle/working/images.zip, and only what a person looks at is copied.
+    kaggle, scratch = tmp_path / "kaggle", tmp_path / "scratch"
+    (kaggle / "working").mkdir(parents=True)
+    monkeypatch.setenv("GAN_TPU_KAGGLE_ROOT", str(kaggle))
+    monkeypatch.setenv("GAN_TPU_SCRATCH", str(scratch))
+    monkeypatch.delenv("GAN_TPU_WORKING", raising=False)
+    pipeline = tmp_path / "painter.toml"  # the demo without its [output] dir, as the shipped recipes
+    pipeline.write_text((config.PIPELINES_DIR / "demo.toml").read_text().replace('[output]\ndir = "demo_out/run"\n', ""))
+    assert config.default_run_dir("painter") == str(scratch / "painter")
+    assert cli.main(["run", str(pipeline), *_set([f'data.monet="{sample_root}"', f'data.photo="{sample_root}"', *TINY,
+                                           "train.epochs=1", "train.steps_per_epoch=1"])]) == 0
+    working = kaggle / "working"
+    assert sorted(os.listdir(working)) == ["config.toml", "history.csv", "images.zip", "plots.png", "samples"]
+    assert os.listdir(working / "samples") == ["epoch_001.png"]
+    assert os.listdir(scratch / "painter" / "checkpoints") and (scratch / "painter" / "generator.keras").is_file()
+    with zipfile.ZipFile(working / "images.zip") as zf:
+        assert len(zf.namelist()) == 6
+    assert f"submission: {working / 'images.zip'}" in capsys.readouterr().out
+    monkeypatch.delenv("GAN_TPU_KAGGLE_ROOT")  # elsewhere: runs/<name>, as before
+    monkeypatch.setenv("GAN_TPU_KAGGLE_ROOT", str(tmp_path / "not_kaggle"))
+    assert config.default_run_dir("painter") == os.path.join("runs", "painter")
+
+
 def test_generate_without_run_or_checkpoint_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # argparse: usage, then one error line, status 2
         cli.main(["generate", "--out", str(tmp_path / "images.zip")])

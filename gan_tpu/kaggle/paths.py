@@ -172,6 +172,11 @@ def working_dir(env: Mapping[str, str] | None = None) -> str:
     return working if os.path.isdir(working) else os.path.abspath("kaggle_working")
 
 
+def in_notebook(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this runs inside a Kaggle notebook (``/kaggle/working`` exists)."""
+    return os.path.isdir(os.path.join(kaggle_root(env), "working"))
+
+
 def scratch_dir(env: Mapping[str, str] | None = None) -> str:
     """Room for the run folder (checkpoints) outside the notebook's output: ``/kaggle/temp``
     when Kaggle offers it, else ``/tmp/gan_tpu_run``; ``$GAN_TPU_SCRATCH`` wins."""
