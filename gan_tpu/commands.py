@@ -67,6 +67,7 @@ def cmd_train(args) -> int:
 
 def cmd_demo(args) -> int:
     from gan_tpu import config
+    from gan_tpu.progress import counted
     from gan_tpu.sample_data import write_sample_data
     from gan_tpu.workflow import train_and_submit
 
@@ -78,7 +79,7 @@ def cmd_demo(args) -> int:
                  f'output.dir="{os.path.join(args.out, "run")}"', *(args.set or [])]
     cfg = config.load("demo", overrides)
     print(f"[2/3] training {cfg['model']['name']} ({cfg['data']['image_size']} px) "
-          f"for {_count(cfg['train']['epochs'], 'epoch')}")
+          f"for {counted(cfg['train']['epochs'], 'epoch')}")
     zip_path = os.path.join(args.out, "images.zip")
     print(f"[3/3] then translating every sample photo into {zip_path}")
     run, result = train_and_submit(cfg, zip_path, resume=args.resume)
@@ -179,11 +180,6 @@ def _generate_from_keras(generator, args) -> int:
                               photo_count=data.count_images(source), **generate_kwargs(args))
     print(f"wrote {result.path}: {result.count} images, {result.images_per_second:.1f} images/s")
     return 0
-
-
-def _count(n, noun: str) -> str:
-    """'1 epoch', '6 epochs', 'auto epochs'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def raise_user(message: str):

@@ -16,6 +16,11 @@ import keras
 EVERY_S = 30.0
 
 
+def counted(n, noun: str) -> str:
+    """'1 epoch', '6 epochs', 'auto epochs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def is_terminal(stream=None) -> bool:
     stream = sys.stdout if stream is None else stream
     try:

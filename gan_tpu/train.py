@@ -17,7 +17,7 @@ from gan_tpu import budget, data, distributed, plan, run_logs, runs, runtime
 from gan_tpu.callbacks import BudgetGuard, Checkpointer, NanGuard, PlotWriter, SampleGrid
 from gan_tpu.errors import UserError
 from gan_tpu.metrics.callback import MiFIDCallback
-from gan_tpu.progress import EpochLines, is_terminal
+from gan_tpu.progress import EpochLines, counted, is_terminal
 
 log = logging.getLogger("gan_tpu")
 
@@ -137,7 +137,7 @@ def train(cfg: dict, *, resume: bool = False, callbacks=(), verbose: int | str =
             return epoch + 1
         return max(epoch + 1, math.ceil(planner.plan.total_steps / steps))
 
-    epochs_text = "planned epochs" if auto else f"{cfg['train']['epochs']} epoch" + "s" * (cfg["train"]["epochs"] != 1)
+    epochs_text = "planned epochs" if auto else counted(cfg["train"]["epochs"], "epoch")
     log.info("training %s: %s x %d steps, global batch %d on %d replica(s)", cfg["model"]["name"], epochs_text,
              steps, global_batch,
              run.strategy.num_replicas_in_sync)

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from gan_tpu import cli, commands
+from gan_tpu import cli
 
 
 def _subparsers():
@@ -33,4 +33,7 @@ def test_generate_usage_shows_run_or_checkpoint_is_required(capsys):
 
 
 def test_counts_read_as_english():
-    assert commands._count(1, "epoch") == "1 epoch" and commands._count(6, "epoch") == "6 epochs"
+    from gan_tpu.progress import counted
+
+    assert counted(1, "epoch") == "1 epoch" and counted(6, "epoch") == "6 epochs"
+    assert counted("auto", "epoch") == "auto epochs"

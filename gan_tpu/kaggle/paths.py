@@ -142,12 +142,9 @@ def competition_data(root: str | None = None, env: Mapping[str, str] | None = No
     if found is None:
         raise UserError(f"no {COMPETITION} data (monet_tfrec/ and photo_tfrec/) under {root}: "
                         f"{input_listing(root)}; {ATTACH_DATA}")
-    if tpu_kind(env) == "node":
-        gcs = (gcs_path or kaggle_gcs_path)()
-        log(f"competition data: {found}, read by the TPU node from {gcs}")
-        return gcs
-    log(f"competition data: {found}")
-    return found
+    readable = _readable_copy(found, env, gcs_path)
+    log(f"competition data: {found}" + (f", read by the TPU node from {readable}" if readable != found else ""))
+    return readable
 
 
 def data_root(env: Mapping[str, str] | None = None, root: str | None = None,
@@ -156,11 +153,12 @@ def data_root(env: Mapping[str, str] | None = None, root: str | None = None,
     :func:`find_competition_data` finds (an older TPU node: its GCS copy, as its TPU host
     cannot read this VM's disk); elsewhere ``data/gan-getting-started``."""
     found = find_competition_data(kaggle_input(env) if root is None else root)
-    if found is None:
-        return LOCAL_DATA
-    if tpu_kind(env) == "node":
-        return (gcs_path or kaggle_gcs_path)()
-    return found
+    return LOCAL_DATA if found is None else _readable_copy(found, env, gcs_path)
+
+
+def _readable_copy(found: str, env: Mapping[str, str] | None, gcs_path: Callable[[], str] | None) -> str:
+    """`found`, or on an older TPU node (whose TPU host cannot read this VM's disk) its GCS copy."""
+    return (gcs_path or kaggle_gcs_path)() if tpu_kind(env) == "node" else found
 
 
 def working_dir(env: Mapping[str, str] | None = None) -> str:
