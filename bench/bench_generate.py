@@ -24,6 +24,8 @@ reports generate+zip's throughput as a share of it: over the whole call, after t
 (tracing/compiling done: `SubmissionResult.steady_images_per_second`), and in CPU time per
 image (the process' own, which a shared machine's load does not inflate). The bare forward's
 timing is taken off the process time; each ratio is taken within one run, then the median.
+Against the starter: whole-process wall time, and whole-process CPU time (the bare forward's
+taken off) -- on a machine shared with other jobs the CPU time is the steadier of the two.
 
 --model demo: the demo pipeline's generator (U-Net ngf=16 trained at 64 px, so photos are
 resized 256 -> 64 -> 256 around it); small: the same U-Net width at 256 px; full: the
@@ -134,9 +136,10 @@ def _child(args) -> None:
         if keras.backend.backend() == "jax":  # write_submission's compilations of its inference
             cache = gen.__dict__.get("_gan_tpu_inference", {})
             forward["inference_compilations"] = sum(run.jitted._cache_size() for run in cache.values())
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         forward.update(_bare_forward(gen, files, args.batch or 8, cpu_s))
         forward["bare_total_s"] = time.perf_counter() - t0  # the parent takes it off the process time
+        forward["bare_cpu_s"] = cpu_s() - c0
     else:
         import PIL.Image  # the starter notebook's way, line for line in spirit
 
@@ -156,7 +159,9 @@ def _child(args) -> None:
             count = i
         shutil.make_archive(os.path.join(out_dir, "images"), "zip", images)
         seconds, cpu = time.perf_counter() - start, cpu_s() - cpu0
-    print(json.dumps({"count": count, "generate_s": seconds, "generate_cpu_s": cpu, **forward}))
+    process_cpu = cpu_s() - forward.get("bare_cpu_s", 0.0)  # since the start, without the bare forward
+    print(json.dumps({"count": count, "generate_s": seconds, "generate_cpu_s": cpu, "process_cpu_s": process_cpu,
+                      **forward}))
 
 
 def _bare_forward(gen, files: list[str], batch: int, cpu_s, batches: int = 4) -> dict:
@@ -216,6 +221,7 @@ def _ratios(run: dict, starter: dict) -> None:
     for write_submission's runs, generation's throughput as a share of the bare forward's:
     over the whole call, after the first batch (tracing/compiling done), and in CPU time."""
     run["vs_starter"] = starter["process_s"] / run["process_s"]
+    run["vs_starter_cpu"] = starter["process_cpu_s"] / run["process_cpu_s"]
     if "forward_s_per_image" in run:
         run["whole_of_bare"] = run["count"] / run["generate_s"] * run["forward_s_per_image"]
         run["steady_of_bare"] = run["steady_img_per_s"] * run["forward_s_per_image"]
@@ -278,6 +284,7 @@ def main(argv=None) -> None:
                 line += (f"; bare forward {1 / m['forward_s_per_image']:.2f} img/s; generate at "
                          f"{100 * m['whole_of_bare']:.0f} % of it (whole call), {100 * m['steady_of_bare']:.0f} % "
                          f"(after the first batch), {100 * m['cpu_of_bare']:.0f} % (CPU time per image)")
+            line += f"; process CPU time {m['process_cpu_s']:.1f} s ({m['vs_starter_cpu']:.2f}x the starter's)"
             print(line, flush=True)
         if args.json:
             with open(args.json, "w") as fh:
