@@ -19,8 +19,13 @@ ways; medians of --repeats.
 
 --upsample / --backend: write_submission's runs (every pair; the starter's way always runs the
 starter's transposed convs on TensorFlow). Each of those runs also times the same generator's
-bare batched forward in its process (what `generate` can at best reach) and reports
-generate+zip's throughput as a share of it.
+bare batched forward in its process, after the zip (what `generate` can at best reach), and
+reports generate+zip's throughput as a share of it: over the whole call, after the first batch
+(tracing/compiling done: `SubmissionResult.steady_images_per_second`), and in CPU time per
+image (the process' own, which a shared machine's load does not inflate). The bare forward's
+timing is taken off the process time; each ratio is taken within one run, then the median.
+Against the starter: whole-process wall time, and whole-process CPU time (the bare forward's
+taken off) -- on a machine shared with other jobs the CPU time is the steadier of the two.
 
 --model demo: the demo pipeline's generator (U-Net ngf=16 trained at 64 px, so photos are
 resized 256 -> 64 -> 256 around it); small: the same U-Net width at 256 px; full: the
@@ -106,10 +111,16 @@ def _child(args) -> None:
     import numpy as np
     import tensorflow as tf
 
+    import resource
+
+    def cpu_s() -> float:  # this process' CPU time: under a shared machine's load, wall time is not all ours
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     gen = build_generator(args.model, "transpose" if args.child == "starter" else args.upsample)
     files = json.loads(open(args.files).read())
     out_dir = args.out
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), cpu_s()
     forward = {}
     if args.child == "ours":
         from gan_tpu.submission.generate import write_submission
@@ -120,7 +131,15 @@ def _child(args) -> None:
         result = write_submission(gen, ds, os.path.join(out_dir, "images.zip"), count=len(files),
                                   allow_any_count=True, progress=False, batch_size=args.batch)
         count = result.count
-        forward = _bare_forward(gen, files, args.batch or 8)
+        seconds, cpu = time.perf_counter() - start, cpu_s() - cpu0
+        forward = {"steady_img_per_s": result.steady_images_per_second, "first_batch_s": result.first_seconds}
+        if keras.backend.backend() == "jax":  # write_submission's compilations of its inference
+            cache = gen.__dict__.get("_gan_tpu_inference", {})
+            forward["inference_compilations"] = sum(run.jitted._cache_size() for run in cache.values())
+        t0, c0 = time.perf_counter(), cpu_s()
+        forward.update(_bare_forward(gen, files, args.batch or 8, cpu_s))
+        forward["bare_total_s"] = time.perf_counter() - t0  # the parent takes it off the process time
+        forward["bare_cpu_s"] = cpu_s() - c0
     else:
         import PIL.Image  # the starter notebook's way, line for line in spirit
 
@@ -139,14 +158,16 @@ def _child(args) -> None:
             PIL.Image.fromarray(prediction).save(os.path.join(images, f"{i}.jpg"))
             count = i
         shutil.make_archive(os.path.join(out_dir, "images"), "zip", images)
-    seconds = time.perf_counter() - start
-    print(json.dumps({"count": count, "generate_s": seconds, **forward}))
+        seconds, cpu = time.perf_counter() - start, cpu_s() - cpu0
+    process_cpu = cpu_s() - forward.get("bare_cpu_s", 0.0)  # since the start, without the bare forward
+    print(json.dumps({"count": count, "generate_s": seconds, "generate_cpu_s": cpu, "process_cpu_s": process_cpu,
+                      **forward}))
 
 
-def _bare_forward(gen, files: list[str], batch: int, batches: int = 2) -> dict:
+def _bare_forward(gen, files: list[str], batch: int, cpu_s, batches: int = 4) -> dict:
     """The same generator's batched forward alone, compiled as generation compiles it
     (TensorFlow: a plain tf.function; JAX: jax.jit), on decoded photos already in memory:
-    seconds per image, median of `batches` batches after a warm-up one."""
+    seconds (wall and CPU) per image, medians of `batches` batches after a warm-up one."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -162,12 +183,14 @@ def _bare_forward(gen, files: list[str], batch: int, batches: int = 2) -> dict:
         fn = tf.function(lambda v: gen(v, training=False))
         run = lambda: fn(tf.constant(x)).numpy()  # noqa: E731
     run()
-    times = []
+    times, cpus = [], []
     for _ in range(batches):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         run()
         times.append(time.perf_counter() - t0)
-    return {"forward_s_per_image": statistics.median(times) / batch}
+        cpus.append(cpu_s() - c0)
+    return {"forward_s_per_image": statistics.median(times) / batch,
+            "forward_cpu_s_per_image": statistics.median(cpus) / batch}
 
 
 # ----------------------------------------------------------------------------- parent
@@ -188,8 +211,21 @@ def _run_once(way: str, model: str, files_json: str, batch: int | None) -> dict:
         if proc.returncode != 0:
             raise SystemExit(f"{way} failed:\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        result["process_s"] = wall
+        result["process_s"] = wall - result.get("bare_total_s", 0.0)  # without the bare forward's timing
+        result["load"] = os.getloadavg()[0]
         return result
+
+
+def _ratios(run: dict, starter: dict) -> None:
+    """Add to one run its speed against the starter's way (whole process, same round) and,
+    for write_submission's runs, generation's throughput as a share of the bare forward's:
+    over the whole call, after the first batch (tracing/compiling done), and in CPU time."""
+    run["vs_starter"] = starter["process_s"] / run["process_s"]
+    run["vs_starter_cpu"] = starter["process_cpu_s"] / run["process_cpu_s"]
+    if "forward_s_per_image" in run:
+        run["whole_of_bare"] = run["count"] / run["generate_s"] * run["forward_s_per_image"]
+        run["steady_of_bare"] = run["steady_img_per_s"] * run["forward_s_per_image"]
+        run["cpu_of_bare"] = run["forward_cpu_s_per_image"] * run["count"] / run["generate_cpu_s"]
 
 
 def main(argv=None) -> None:
@@ -221,30 +257,39 @@ def main(argv=None) -> None:
     models = tuple(MODELS) if args.model == "all" else (args.model,)
     print(f"{len(files)} photos, {os.cpu_count()} CPUs, medians of {args.repeats}")
     ways = ["starter"] + [f"ours {u} {b}" for b in args.backend for u in args.upsample]
-    print(f"load average {os.getloadavg()[0]:.1f} before")
+    load_before = os.getloadavg()
+    print(f"load average {load_before[0]:.1f} before")
     for model in models:
         runs = {way: [] for way in ways}
         for _ in range(args.repeats):
             for way in ways:  # round-robin: every way sees the same load
                 r = _run_once(way, model, f.name, args.batch)
                 runs[way].append(r)
-                print(f"  {model:5s} {way:26s} process {r['process_s']:7.1f} s  "
-                      f"generate+zip {r['generate_s']:7.1f} s  ({r['count']} images)", flush=True)
-        keys = ("process_s", "generate_s", "forward_s_per_image")
-        med = {w: {k: statistics.median(r[k] for r in rs) for k in keys if k in rs[0]} for w, rs in runs.items()}
+                if args.json:  # so far, in case the run is cut short
+                    with open(args.json, "w") as fh:
+                        json.dump({"count": len(files), "runs": runs, "load_before": load_before}, fh, indent=1)
+                print(f"  {model:5s} {way:26s} process {r['process_s']:7.1f} s  generate+zip "
+                      f"{r['generate_s']:7.1f} s  ({r['count']} images, load {r['load']:.1f})", flush=True)
+        for rnd in range(args.repeats):  # per run, so each ratio is taken under one load
+            for w in ways:
+                _ratios(runs[w][rnd], runs["starter"][rnd])
+        med = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], (int, float))}
+               for w, rs in runs.items()}
         n = len(files)
         for w in ways:
             m = med[w]
-            line = (f"{model:5s} {w:26s}: process {m['process_s']:.1f} s ({n / m['process_s']:.2f} img/s, "
-                    f"{med['starter']['process_s'] / m['process_s']:.2f}x the starter's), generate+zip "
-                    f"{m['generate_s']:.1f} s ({n / m['generate_s']:.2f} img/s)")
+            line = (f"{model:5s} {w:26s}: process {m['process_s']:.1f} s ({m['vs_starter']:.2f}x the starter's), "
+                    f"generate+zip {m['generate_s']:.1f} s ({n / m['generate_s']:.2f} img/s)")
             if "forward_s_per_image" in m:
-                bare = 1 / m["forward_s_per_image"]
-                line += f"; bare forward {bare:.2f} img/s, generate+zip at {100 * n / m['generate_s'] / bare:.0f} % of it"
+                line += (f"; bare forward {1 / m['forward_s_per_image']:.2f} img/s; generate at "
+                         f"{100 * m['whole_of_bare']:.0f} % of it (whole call), {100 * m['steady_of_bare']:.0f} % "
+                         f"(after the first batch), {100 * m['cpu_of_bare']:.0f} % (CPU time per image)")
+            line += f"; process CPU time {m['process_cpu_s']:.1f} s ({m['vs_starter_cpu']:.2f}x the starter's)"
             print(line, flush=True)
         if args.json:
             with open(args.json, "w") as fh:
-                json.dump({"count": n, "runs": runs, "medians": med, "load_after": os.getloadavg()}, fh)
+                json.dump({"count": n, "runs": runs, "medians": med, "load_before": load_before,
+                           "load_after": os.getloadavg()}, fh, indent=1)
     print(f"load average {os.getloadavg()[0]:.1f} after")
     os.unlink(f.name)
 

@@ -275,35 +275,35 @@ def section_train_step(args_: list[str], timeout: float, device: bool) -> tuple[
     return lines, _command(cmd)
 
 
-_GEN_MED = re.compile(r"^(\w+)\s+(starter|ours)\s*: process ([\d.]+) s \(([\d.]+) img/s\), "
-                      r"generate\+zip ([\d.]+) s \(([\d.]+) img/s\)")
-_GEN_RATIO = re.compile(r"^(\w+)\s+ratio: process ([\d.]+)x, generate\+zip ([\d.]+)x")
+_GEN_MED = re.compile(r"^(\w+)\s+(starter|ours \w+ \w+)\s*: process ([\d.]+) s \(([\d.]+)x the starter's\), "
+                      r"generate\+zip ([\d.]+) s \(([\d.]+) img/s\)(?:; bare forward ([\d.]+) img/s; generate at "
+                      r"(\d+) % of it \(whole call\), (\d+) % \(after the first batch\), (\d+) % \(CPU time)?")
 _GEN_HEAD = re.compile(r"^(\d+) photos, (\d+) CPUs, medians of (\d+)")
 
 
 def generate_table(out: str) -> list[str]:
     """bench_generate.py's summary lines as a table (empty if it printed none)."""
-    meds, ratios, head = {}, {}, None
+    rows, head = [], None
     for line in out.splitlines():
         if m := _GEN_MED.match(line.strip()):
-            meds[(m[1], m[2])] = (float(m[3]), float(m[4]), float(m[5]), float(m[6]))
-        elif m := _GEN_RATIO.match(line.strip()):
-            ratios[m[1]] = (float(m[2]), float(m[3]))
+            rows.append(m)
         elif m := _GEN_HEAD.match(line.strip()):
             head = (int(m[1]), int(m[3]))
-    if not ratios:
+    if not rows:
         return []
     lines = [f"{head[0]} photos (256x256 JPEGs) per run, each run a fresh process; median of {head[1]}."
              if head else "", "",
-             "| generator | way | generate + zip s | images/s | whole process s | vs starter |",
-             "|---|---|---|---|---|---|"]
-    for model, (_, gen_ratio) in ratios.items():
-        for way in ("starter", "ours"):
-            if (model, way) in meds:
-                proc_s, _, gen_s, gen_ips = meds[model, way]
-                label = "starter (eager + PIL + make_archive)" if way == "starter" else "gan_tpu write_submission"
-                ratio = "1.00x" if way == "starter" else f"{gen_ratio:.2f}x"
-                lines.append(f"| {model} | {label} | {gen_s:.1f} | {gen_ips:.1f} | {proc_s:.1f} | {ratio} |")
+             "| generator | way | generate + zip s | images/s | whole process s | vs starter (process) "
+             "| bare forward img/s | generate / bare (whole call, after the first batch, CPU) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in rows:
+        if m[2] == "starter":
+            label, bare, share = "starter (eager + PIL + make_archive)", "-", "-"
+        else:
+            upsample, backend = m[2].split()[1:]
+            label, bare = f"gan_tpu write_submission ({upsample}, {backend})", m[7]
+            share = f"{m[8]} %, {m[9]} %, {m[10]} %"
+        lines.append(f"| {m[1]} | {label} | {m[5]} | {m[6]} | {m[3]} | {m[4]}x | {bare} | {share} |")
     return lines
 
 

@@ -332,6 +332,29 @@ def test_generation_timer_paints_one_global_batch_per_call(model, strategy):
     assert int(painted.numpy()) == 8
 
 
+def test_no_batch_is_painted_past_the_end_of_the_zip(tmp_path, model, photos, strategy):
+    with strategy.scope():  # rows painted, summed over the replicas
+        painted = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.SUM)
+
+    def counting(x, training=False):
+        painted.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return model(x, training=training)
+
+    def rows_painted(ds, **kw):
+        painted.assign(0)
+        result = write_submission(counting, ds, tmp_path / "images.zip", batch_size=4, strategy=strategy,
+                                  allow_any_count=True, progress=False, **kw)
+        assert result.first_count == 4 and 0 < result.first_seconds < result.seconds  # the first batch's
+        return result.count, int(painted.numpy())
+
+    ds = tf.data.Dataset.from_tensor_slices(photos)
+    assert rows_painted(ds, count=8) == (8, 8)
+    assert rows_painted(ds) == (10, 12)  # 3 batches, the last one padded (before: 5, two thrown away)
+    # photo 2 twice: the rows in flight fall one short, the zip ends in a fill variant's row
+    dup = tf.data.Dataset.from_tensor_slices(np.concatenate([photos[:5], photos[2:3], photos[5:]]))
+    assert rows_painted(dup, count=11) == (11, 12)
+
+
 def test_cli_args_helper():
     import argparse
 

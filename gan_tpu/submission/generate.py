@@ -58,10 +58,18 @@ class SubmissionResult:
     seconds: float
     bytes: int
     duplicates: int = 0  # outputs skipped as byte-identical to an earlier member
+    first_seconds: float = 0.0  # until the first batch was in the zip (tracing/compiling included)
+    first_count: int = 0  # images in the zip by then
 
     @property
     def images_per_second(self) -> float:
         return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def steady_images_per_second(self) -> float:
+        """Throughput after the first batch: what the rest of a long run goes at."""
+        seconds = self.seconds - self.first_seconds
+        return (self.count - self.first_count) / seconds if seconds > 0 else float("inf")
 
 
 # ------------------------------------------------------------------ count and fill plan
@@ -223,7 +231,7 @@ def write_submission(
 
     batches, infer = painted_batches(translating(translate), translate, ds, strategy, global_batch, reuse=True)
     start = time.perf_counter()
-    written, filled, size, duplicates = stream(
+    written, filled, size, duplicates, (first_at, first_count) = stream(
         batches=batches,
         infer=infer,
         encode=make_encoder(global_batch, int(quality)),
@@ -241,7 +249,8 @@ def write_submission(
                  filled, written, n if n is not None else "a few")
     log.info("generate: wrote %s: %d images in %.1f s (%.1f images/s)",
              out_path, written, seconds, written / max(seconds, 1e-9))
-    return SubmissionResult(os.path.abspath(out_path), written, filled, seconds, size, duplicates)
+    return SubmissionResult(os.path.abspath(out_path), written, filled, seconds, size, duplicates,
+                            first_at - start, first_count)
 
 
 def write_samples(
@@ -284,7 +293,7 @@ def write_samples(
 
     batches, infer = painted_batches(paint, sample, ds, strategy, global_batch)
     start = time.perf_counter()
-    written, _, size, duplicates = stream(
+    written, _, size, duplicates, (first_at, first_count) = stream(
         batches=batches,
         infer=infer,
         encode=make_encoder(global_batch, int(quality)),
@@ -296,7 +305,8 @@ def write_samples(
         file_wrapper=file_wrapper,
     )
     seconds = time.perf_counter() - start
-    return SubmissionResult(os.path.abspath(out_path), written, 0, seconds, size, duplicates)
+    return SubmissionResult(os.path.abspath(out_path), written, 0, seconds, size, duplicates,
+                            first_at - start, first_count)
 
 
 def make_generation_timer(

@@ -105,6 +105,15 @@ def _inference_cache(translate, global_batch: int, distribution) -> tuple[dict, 
     return cache, (size, global_batch, distribution)
 
 
+def first_variant(batch: dict) -> int:
+    """The fill variant of a batch's first row (a real row: padding comes last), read on the
+    host before the batch is painted; the first replica holds the first rows."""
+    variant = batch["variant"]
+    if isinstance(variant, tf.distribute.DistributedValues):
+        variant = variant.values[0]
+    return int(variant[0])
+
+
 def host(value):
     """A TF tensor as is, a JAX array as NumPy (for the TF JPEG encoder)."""
     return value if isinstance(value, tf.Tensor) else np.asarray(value)

@@ -11,6 +11,7 @@ import collections
 import hashlib
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Optional
 
@@ -19,7 +20,7 @@ import tensorflow as tf
 
 from gan_tpu.errors import UserError
 from gan_tpu.progress import progress_bar
-from gan_tpu.submission.inference import SIZE, host
+from gan_tpu.submission.inference import SIZE, first_variant, host
 from gan_tpu.submission.validate import check_zip
 from gan_tpu.submission.zipwriter import ZipStreamWriter
 
@@ -62,11 +63,14 @@ def stream(
     progress: bool,
     file_wrapper=None,
     max_duplicates: int = MAX_DUPLICATES,
-) -> tuple[int, int, int, int]:
-    """Run infer -> encode -> zip over ``batches``; returns (written, filled, bytes, duplicates).
+) -> tuple[int, int, int, int, tuple[float, int]]:
+    """Run infer -> encode -> zip over ``batches``; returns (written, filled, bytes, duplicates,
+    first), ``first`` = (``time.perf_counter()``, images written) when the first batch was in.
 
     ``stop(written, variant)`` says, before member ``written + 1`` (of fill variant
-    ``variant``) is written, that the zip is complete. An output byte-identical to an
+    ``variant``) is written, that the zip is complete; once true it stays true as
+    ``written`` grows, so no batch is painted past the end (the rows in flight are
+    written first when they may complete the zip). An output byte-identical to an
     earlier member (say, the photo set holds the same photo twice) is skipped and the
     stream goes on (into fill variants if need be); more than ``max_duplicates`` of
     them means the generator's outputs repeat, and is an error.
@@ -77,6 +81,7 @@ def stream(
     last_index = -1
     digests: set[bytes] = set()
     done = False
+    first: list = []
 
     def fetch(outputs):
         images, index, variant, finite = outputs
@@ -113,6 +118,8 @@ def stream(
             zw.add(f"{written + 1}.jpg", jpegs[j])
             written += 1
             filled += int(variant[j] > 0)
+        if not first:
+            first.extend((time.perf_counter(), written))
         if bar is not None:
             bar.update(written)
         return False
@@ -122,16 +129,27 @@ def stream(
         validate=lambda p: check_zip(p, min_count=lo, max_count=hi),
         file_wrapper=file_wrapper,
     ) as zw, ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpeg") as pool:
-        pending: collections.deque = collections.deque()
+        pending: collections.deque = collections.deque()  # (rows, future of fetch)
         for batch in batches:
-            pending.append(pool.submit(fetch, infer(batch)))  # encode k while the model runs k+1
+            variant = first_variant(batch)
+            if stop(written + sum(rows for rows, _ in pending), variant):
+                # the rows in flight may complete the zip: write them before painting more
+                while pending and not done:
+                    done = write(pending.popleft()[1].result())
+                if done or stop(written, variant):
+                    done = True
+                    if bar is not None:
+                        bar.update(written, finalize=True)
+                    break
+            outputs = infer(batch)
+            pending.append((int(outputs[1].shape[0]), pool.submit(fetch, outputs)))  # encode k while k+1 paints
             while len(pending) > 1 and not done:
-                done = write(pending.popleft().result())
+                done = write(pending.popleft()[1].result())
             if done:
                 break
         while pending and not done:
-            done = write(pending.popleft().result())
-        for fut in pending:
+            done = write(pending.popleft()[1].result())
+        for _, fut in pending:
             fut.cancel()
         if written == 0:
             raise UserError("no images were generated: the photo set is empty")
@@ -145,4 +163,4 @@ def stream(
             print(f"validating {written} images…", flush=True)
         zw.commit()
         size = os.path.getsize(zw.path)
-    return written, filled, size, duplicates
+    return written, filled, size, duplicates, tuple(first) or (time.perf_counter(), written)
