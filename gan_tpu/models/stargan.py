@@ -35,6 +35,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses, optimizers
+from gan_tpu.layers import instance_norm
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
@@ -45,10 +46,6 @@ PHOTO, MONET = 0, 1
 def torch_init() -> keras.initializers.Initializer:
     """PyTorch's default conv initialisation: U(±1/sqrt(fan_in))."""
     return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
-
-
-def _instance_norm(name):
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)  # affine, as InstanceNorm2d(affine=True)
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -97,7 +94,7 @@ def stargan_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 6, doma
         kind = layers.Conv2DTranspose if transpose else layers.Conv2D
         x = kind(filters, kernel, strides=strides, padding="same", use_bias=False, kernel_initializer=torch_init(),
                  name=f"{name}_{tag}_conv")(x)
-        return _instance_norm(f"{name}_{tag}_norm")(x)
+        return instance_norm(f"{name}_{tag}_norm", gamma_stddev=None)(x)
 
     x = layers.ReLU(name=f"{name}_stem_act")(conv(x, ngf, 7, "stem"))
     for i in range(2):
