@@ -67,6 +67,30 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+@keras.saving.register_keras_serializable(package="gan_tpu.biggan")  # the name saved BigGANs carry
+class ClassOneHot(keras.layers.Layer):
+    """The one-hot class of every image of a batch, [B, classes]: `class_id` for all (an
+    unconditional model is one class; StarGAN's translator, the Monet domain). A linear
+    layer on it is a class embedding; a labelled variant feeds its own one-hot labels
+    where this layer's output goes."""
+
+    def __init__(self, classes: int = 1, class_id: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= class_id < classes:
+            raise ValueError(f"class_id must be in [0, {classes}), got {class_id}")
+        self.classes, self.class_id = int(classes), int(class_id)
+
+    def call(self, x):
+        labels = ops.full((ops.shape(x)[0],), self.class_id, dtype="int32")
+        return ops.one_hot(labels, self.classes, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "class_id": self.class_id}
+
+
 # --------------------------------------------------------------------------- upsampling
 UPSAMPLE_MODES = ("transpose", "resize", "antialias")
 

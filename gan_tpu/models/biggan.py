@@ -24,8 +24,9 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import augment, losses
+from gan_tpu.layers import ClassOneHot
 from gan_tpu.models.base import Player
-from gan_tpu.models.biggan_layers import Attend, ClassOneHot, GatedResidual, LatentChunk, Modulate
+from gan_tpu.models.biggan_layers import Attend, GatedResidual, LatentChunk, Modulate
 from gan_tpu.models.noise_base import NoiseGAN
 from gan_tpu.models.noise_networks import _levels
 from gan_tpu.models.registry import register

@@ -1,5 +1,6 @@
-"""The anti-aliased resampling layers: one class per Keras registration name, and `.keras`
-files saved while two `BlurUpsample2D` classes existed still load and paint the same."""
+"""Shared layers: one class per Keras registration name, and `.keras` files saved before
+the merges (two `BlurUpsample2D` classes; BigGAN's `ClassOneHot` and StarGAN's own
+`DomainLabel`) still load and paint the same."""
 import ast
 import os
 
@@ -61,3 +62,17 @@ def test_blur_layers_save_and_load_under_their_names(tmp_path):
     assert [layer.__class__ for layer in loaded.layers[1:]] == [blur.BlurUpsample2D, blur.BlurDownsample2D,
                                                                 blur.BlurUpsample2D]
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+
+
+def test_class_one_hot_and_stargans_domain_label_load_from_files_saved_before_the_merge():
+    """tests/fixtures/labels_v0.keras: BigGAN's ClassOneHot(3, 2) and StarGAN's DomainLabel()
+    (Monet of 2 domains) as the code before the merge (commit 3215384) saved them."""
+    from gan_tpu.models.stargan import DomainLabel
+
+    model = keras.saving.load_model(os.path.join(DATA, "labels_v0.keras"))
+    assert type(model.get_layer("class")) is gl.ClassOneHot and type(model.get_layer("domain")) is DomainLabel
+    one_hot, domain = model(np.zeros((2, 4, 4, 3), "float32"))
+    np.testing.assert_array_equal(np.asarray(one_hot), [[0, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(np.asarray(domain), [[0, 1], [0, 1]])
+    assert model.get_layer("domain").get_config()["domains"] == 2 and "classes" not in model.get_layer("domain").get_config()
+    assert keras.saving.get_registered_object("gan_tpu.biggan>ClassOneHot") is gl.ClassOneHot
