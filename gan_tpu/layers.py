@@ -14,6 +14,21 @@ def weight_init(stddev: float = 0.02) -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
 
 
+def torch_init() -> keras.initializers.Initializer:
+    """PyTorch's default conv initialisation: U(±1/sqrt(fan_in)) (StarGAN's authors keep it)."""
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def xavier(gain: float = 0.02) -> keras.initializers.Initializer:
+    """PyTorch's xavier_normal_(gain): std = gain·sqrt(2 / (fan_in + fan_out)) (CUT's init)."""
+    return keras.initializers.VarianceScaling(scale=gain ** 2, mode="fan_avg", distribution="untruncated_normal")
+
+
+def kaiming() -> keras.initializers.Initializer:
+    """He normal, fan in: the `init: kaiming` of MUNIT's, UNIT's and DRIT++'s generators."""
+    return keras.initializers.HeNormal()
+
+
 def instance_norm(name: str | None = None, *, affine: bool = True,
                   gamma_stddev: float | None = 0.02) -> keras.layers.Layer:
     """Instance normalization (ε 1e-5): one group per channel (tensorflow-addons is retired).

@@ -42,14 +42,9 @@ from keras import layers, ops
 
 from gan_tpu import losses, optimizers
 from gan_tpu.blur import BlurDownsample2D, BlurUpsample2D
-from gan_tpu.layers import ReflectionPadding2D, instance_norm
+from gan_tpu.layers import ReflectionPadding2D, instance_norm, xavier
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
-
-
-def xavier(gain: float = 0.02) -> keras.initializers.Initializer:
-    """PyTorch's xavier_normal_(gain): std = gain·sqrt(2 / (fan_in + fan_out))."""
-    return keras.initializers.VarianceScaling(scale=gain ** 2, mode="fan_avg", distribution="untruncated_normal")
 
 
 def _conv(filters, kernel, name, padding="same", use_bias=True):

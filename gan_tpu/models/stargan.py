@@ -35,17 +35,12 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses, optimizers
-from gan_tpu.layers import ClassOneHot, instance_norm
+from gan_tpu.layers import ClassOneHot, instance_norm, torch_init
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
 DOMAINS = ("photo", "monet")
 PHOTO, MONET = 0, 1
-
-
-def torch_init() -> keras.initializers.Initializer:
-    """PyTorch's default conv initialisation: U(±1/sqrt(fan_in))."""
-    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")

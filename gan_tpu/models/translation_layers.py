@@ -12,13 +12,8 @@ import numpy as np
 from keras import layers, ops
 
 from gan_tpu import losses
-from gan_tpu.layers import ReflectionPadding2D, instance_norm, norm_layer, weight_init
+from gan_tpu.layers import ReflectionPadding2D, instance_norm, kaiming, norm_layer, weight_init
 from gan_tpu.models.base import Player, TranslationModel
-
-
-def kaiming():
-    """The authors' `init: kaiming` for generators (He normal, fan in)."""
-    return keras.initializers.HeNormal()
 
 
 def norm(kind: str, name: str):
