@@ -1,7 +1,8 @@
 """BigGAN's building blocks (Brock et al. 2019), backend-free Keras layers.
 
 Small custom layers only where Keras has none (each serializable, so `generator.keras`
-reloads): a latent chunk, conditional batch norm's modulation, SAGAN attention's product and its zero-initialised residual gate.
+reloads): a latent chunk, conditional batch norm's modulation, SAGAN attention's product
+and its zero-initialised residual gate.
 The blocks themselves are built from standard layers in `biggan.py`.
 """
 from __future__ import annotations

@@ -84,7 +84,8 @@ def cut_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9, name: st
         y = _conv(width, 3, f"{name}_block{b}_conv1", padding="valid")(y)
         y = layers.ReLU(name=f"{name}_block{b}_act")(instance_norm(f"{name}_block{b}_norm1", affine=False)(y))
         y = ReflectionPadding2D(1, name=f"{name}_block{b}_pad2")(y)
-        y = instance_norm(f"{name}_block{b}_norm2", affine=False)(_conv(width, 3, f"{name}_block{b}_conv2", padding="valid")(y))
+        norm2 = instance_norm(f"{name}_block{b}_norm2", affine=False)
+        y = norm2(_conv(width, 3, f"{name}_block{b}_conv2", padding="valid")(y))
         x = layers.Add(name=f"{name}_block{b}")([x, y])
     for i in range(2):
         x = BlurUpsample2D(name=f"{name}_up{i}_blur")(x)

@@ -128,8 +128,9 @@ class UNIT(TwoDomainGAN):
         mu_monet_again, z_monet_again = self.encode(self.enc_photo, fake_photo, training)
         cycle = self.cycle_weight * (losses.l1(photo, self.decode(self.dec_photo, z_photo_again, training))
                                      + losses.l1(monet, self.decode(self.dec_monet, z_monet_again, training)))
-        kl = (self.kl_weight + self.kl_cycle_weight) * (losses.kl_unit_variance(mu_monet) + losses.kl_unit_variance(mu_photo)) \
-            + self.kl_cycle_weight * (losses.kl_unit_variance(mu_photo_again) + losses.kl_unit_variance(mu_monet_again))
+        kl_of = losses.kl_unit_variance
+        kl = (self.kl_weight + self.kl_cycle_weight) * (kl_of(mu_monet) + kl_of(mu_photo)) \
+            + self.kl_cycle_weight * (kl_of(mu_photo_again) + kl_of(mu_monet_again))
         adv = self.adversarial(fake_monet, fake_photo)
         total = adv + recon + kl + cycle + self.decay(self.generators)
         return total, {"g_total": total, "g_adv": adv, "recon": recon, "kl": kl, "cycle": cycle}
