@@ -6,19 +6,41 @@ import contextlib
 import keras
 from keras import ops
 
+from gan_tpu.blur import BlurUpsample2D
+
 
 def weight_init(stddev: float = 0.02) -> keras.initializers.Initializer:
     """N(0, 0.02), the DCGAN/CycleGAN convention."""
     return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
 
 
-def instance_norm(name: str | None = None) -> keras.layers.Layer:
-    """Instance normalization: one group per channel (tensorflow-addons is retired)."""
-    return keras.layers.GroupNormalization(
-        groups=-1, epsilon=1e-5,
-        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
-        name=name,
-    )
+def torch_init() -> keras.initializers.Initializer:
+    """PyTorch's default conv initialisation: U(±1/sqrt(fan_in)) (StarGAN's authors keep it)."""
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def xavier(gain: float = 0.02) -> keras.initializers.Initializer:
+    """PyTorch's xavier_normal_(gain): std = gain·sqrt(2 / (fan_in + fan_out)) (CUT's init)."""
+    return keras.initializers.VarianceScaling(scale=gain ** 2, mode="fan_avg", distribution="untruncated_normal")
+
+
+def kaiming() -> keras.initializers.Initializer:
+    """He normal, fan in: the `init: kaiming` of MUNIT's, UNIT's and DRIT++'s generators."""
+    return keras.initializers.HeNormal()
+
+
+def instance_norm(name: str | None = None, *, affine: bool = True,
+                  gamma_stddev: float | None = 0.02) -> keras.layers.Layer:
+    """Instance normalization (ε 1e-5): one group per channel (tensorflow-addons is retired).
+
+    `affine=False`: no scale or offset, PyTorch's InstanceNorm2d default (CUT, U-GAT-IT,
+    Bayesian CycleGAN). Affine, γ starts at N(1, `gamma_stddev`) (CycleGAN's authors' init),
+    or at exactly 1 with `gamma_stddev=None` (InstanceNorm2d(affine=True): StarGAN).
+    """
+    if not affine:
+        return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=name)
+    gamma = "ones" if gamma_stddev is None else keras.initializers.RandomNormal(1.0, gamma_stddev)
+    return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, gamma_initializer=gamma, name=name)
 
 
 def norm_layer(kind: str, name: str | None = None) -> keras.layers.Layer:
@@ -60,50 +82,32 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-# --------------------------------------------------------------------------- upsampling
-UPSAMPLE_MODES = ("transpose", "resize", "antialias")
-BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)  # CUT's (and StyleGAN's) binomial filter, per axis
+@keras.saving.register_keras_serializable(package="gan_tpu.biggan")  # the name saved BigGANs carry
+class ClassOneHot(keras.layers.Layer):
+    """The one-hot class of every image of a batch, [B, classes]: `class_id` for all (an
+    unconditional model is one class; StarGAN's translator, the Monet domain). A linear
+    layer on it is a class embedding; a labelled variant feeds its own one-hot labels
+    where this layer's output goes."""
 
-
-@keras.saving.register_keras_serializable(package="gan_tpu")
-class BlurUpsample2D(keras.layers.Layer):
-    """x2 upsampling by the [1,3,3,1] blur, as CUT's anti-aliased `Upsample` (NHWC).
-
-    CUT stuffs zeros between pixels, pads by replication and filters with
-    [1,3,3,1]x[1,3,3,1] (gain 4). Zero-stuffed, only every other tap meets a pixel, so each
-    output pixel is one of two 2-tap phases: even = (1·x[i-1] + 3·x[i]) / 4, odd =
-    (3·x[i] + 1·x[i+1]) / 4. Computed that way (slices, no strided conv): both phases
-    weigh to 1, so a flat image stays flat, with no period-2 pattern for a later conv to
-    amplify. (The result equals bilinear x2 with half-pixel centres and clamped edges.)
-    """
+    def __init__(self, classes: int = 1, class_id: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= class_id < classes:
+            raise ValueError(f"class_id must be in [0, {classes}), got {class_id}")
+        self.classes, self.class_id = int(classes), int(class_id)
 
     def call(self, x):
-        return self._along(self._along(x, 1), 2)
-
-    @staticmethod
-    def _along(x, axis):
-        t0, t1, t2, t3 = BLUR_TAPS
-        gain = sum(BLUR_TAPS) / 2.0
-        pad = [[0, 0]] * 4
-        pad[axis] = [1, 1]
-        x_pad = ops.pad(x, pad, mode="symmetric")  # symmetric by 1 = replicate the edge
-
-        def part(start, stop):
-            index = [slice(None)] * 4
-            index[axis] = slice(start, stop)
-            return x_pad[tuple(index)]
-
-        before, here, after = part(0, -2), part(1, -1), part(2, None)
-        even = (t3 * before + t1 * here) / gain
-        odd = (t2 * here + t0 * after) / gain
-        both = ops.stack([even, odd], axis=axis + 1)  # [.., n, 2, ..]: phases interleave on reshape
-        shape = [-1] + [int(d) for d in x.shape[1:]]
-        shape[axis] *= 2
-        return ops.reshape(both, shape)
+        labels = ops.full((ops.shape(x)[0],), self.class_id, dtype="int32")
+        return ops.one_hot(labels, self.classes, dtype=self.compute_dtype)
 
     def compute_output_shape(self, shape):
-        double = lambda d: None if d is None else 2 * d  # noqa: E731
-        return (shape[0], double(shape[1]), double(shape[2]), shape[3])
+        return (shape[0], self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "class_id": self.class_id}
+
+
+# --------------------------------------------------------------------------- upsampling
+UPSAMPLE_MODES = ("transpose", "resize", "antialias")
 
 
 def check_upsample(mode: str) -> str:

@@ -1,4 +1,5 @@
-"""Adversarial and reconstruction losses as pure functions in keras.ops (float32 results).
+"""Every model's adversarial, KL, decay and reconstruction losses, each written once as a pure
+function in keras.ops (float32 results, whatever the inputs' dtype).
 
 Each returns the mean over the (per-replica) batch; the trainer scales by the replica count.
 """
@@ -13,10 +14,31 @@ def _f32(x):
     return ops.cast(x, "float32")
 
 
-def _bce_logits(target: float, logits):
+def bce_with_logits(logits, target):
+    """Mean sigmoid cross-entropy of `logits` against `target` (a constant label, or a tensor
+    of labels shaped like the logits), in the stable form max(x, 0) − x·t + log(1 + e^−|x|)."""
     logits = _f32(logits)
-    labels = ops.full_like(logits, target)
-    return ops.mean(ops.maximum(logits, 0.0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits))))
+    return ops.mean(ops.maximum(logits, 0.0) - logits * target + ops.log1p(ops.exp(-ops.abs(logits))))
+
+
+def least_squares(x, target: float):
+    """mean((x − target)²): LSGAN's loss of logits against a label (Mao et al. 2017)."""
+    return ops.mean(ops.square(_f32(x) - target))
+
+
+def hinge_discriminator(real, fake):
+    """The hinge loss of D: E[relu(1 − D(real))] + E[relu(1 + D(fake))] (not halved)."""
+    return ops.mean(ops.relu(1.0 - _f32(real))) + ops.mean(ops.relu(1.0 + _f32(fake)))
+
+
+def wasserstein_critic(real, fake):
+    """The WGAN critic's loss: E[D(fake)] − E[D(real)]."""
+    return ops.mean(_f32(fake)) - ops.mean(_f32(real))
+
+
+def negative_mean(fake):
+    """−E[D(G(z))]: G's loss against a hinge or Wasserstein critic."""
+    return -ops.mean(_f32(fake))
 
 
 def discriminator_loss(kind: str, real, fake, real_label: float = 1.0):
@@ -30,25 +52,43 @@ def discriminator_loss(kind: str, real, fake, real_label: float = 1.0):
     if kind in ("hinge", "wgan-gp") and real_label != 1.0:
         raise ValueError(f"label smoothing applies to bce and lsgan, not {kind!r}")
     if kind == "bce":
-        return 0.5 * (_bce_logits(real_label, real) + _bce_logits(0.0, fake))
+        return 0.5 * (bce_with_logits(real, real_label) + bce_with_logits(fake, 0.0))
     if kind == "lsgan":
-        return 0.5 * (ops.mean(ops.square(_f32(real) - real_label)) + ops.mean(ops.square(_f32(fake))))
+        return 0.5 * (least_squares(real, real_label) + least_squares(fake, 0.0))
     if kind == "hinge":
-        return 0.5 * (ops.mean(ops.relu(1.0 - _f32(real))) + ops.mean(ops.relu(1.0 + _f32(fake))))
+        return 0.5 * hinge_discriminator(real, fake)
     if kind == "wgan-gp":
-        return ops.mean(_f32(fake)) - ops.mean(_f32(real))
+        return wasserstein_critic(real, fake)
     raise ValueError(f"unknown adversarial loss {kind!r}")
 
 
 def generator_loss(kind: str, fake):
     """G's adversarial loss: make D call its fakes real."""
     if kind == "bce":
-        return _bce_logits(1.0, fake)
+        return bce_with_logits(fake, 1.0)
     if kind == "lsgan":
-        return ops.mean(ops.square(_f32(fake) - 1.0))
+        return least_squares(fake, 1.0)
     if kind in ("hinge", "wgan-gp"):
-        return -ops.mean(_f32(fake))
+        return negative_mean(fake)
     raise ValueError(f"unknown adversarial loss {kind!r}")
+
+
+def kl_standard_normal(mu, log_var):
+    """KL(N(μ, σ²) ‖ N(0, I)) summed over the code's last axis, averaged over the rest."""
+    mu, log_var = _f32(mu), _f32(log_var)
+    return ops.mean(-0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=-1))
+
+
+def kl_unit_variance(mu):
+    """KL(N(μ, I) ‖ N(0, I)) without its ½ and per element: mean(μ²), UNIT's authors' form."""
+    return ops.mean(ops.square(_f32(mu)))
+
+
+def l2_decay(networks, weight: float):
+    """0.5·weight·Σw² over the networks' trainable weights: PyTorch Adam's `weight_decay`."""
+    if not weight:
+        return 0.0
+    return 0.5 * weight * sum(ops.sum(ops.square(_f32(v))) for net in networks for v in net.trainable_variables)
 
 
 def gradient_penalty(critic, real, fake, *, weight: float = 10.0, seed=None):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import models
-from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior, kl_to_standard_normal
+from gan_tpu import losses, models
+from gan_tpu.models.bayesian_cyclegan import LatentSampler, gaussian_prior
 from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
                            assert_two_replicas_equal_one, images_at, overfit, train_and_generate_with_the_cli)
 
@@ -37,8 +37,8 @@ def test_registered_with_the_authors_defaults():
 def test_kl_prior_and_sampler_match_their_formulas():
     mu, log_var = np.array([[0.5, -1.0]], np.float32), np.array([[0.2, -0.3]], np.float32)
     kl = -0.5 * np.sum(1 + log_var - mu ** 2 - np.exp(log_var))
-    assert float(kl_to_standard_normal(mu, log_var)) == pytest.approx(kl, rel=1e-5)
-    assert float(kl_to_standard_normal(np.zeros((3, 2)), np.zeros((3, 2)))) == 0.0
+    assert float(losses.kl_standard_normal(mu, log_var)) == pytest.approx(kl, rel=1e-5)
+    assert float(losses.kl_standard_normal(np.zeros((3, 2)), np.zeros((3, 2)))) == 0.0
     net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     w = [v.numpy() for v in net.trainable_variables]
     assert float(gaussian_prior([net], 2.0)) == pytest.approx(2 * sum(np.mean(x ** 2) for x in w), rel=1e-5)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from gan_tpu import checkpoints, models, runs
-from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
+from gan_tpu.blur import BlurDownsample2D, BlurUpsample2D
 from gan_tpu.models.cut import cut_discriminator, cut_generator, layer_sequence, patch_nce
 from tests.helpers import assert_same_after_one_adam_step, assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16, one_eager_step, overfit, smooth_images, trainable_weights, two_replicas
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import config, models
-from gan_tpu.models.drit import content_discriminator, kl_to_standard_normal, mode_seeking
+from gan_tpu import config, losses, models
+from gan_tpu.models.drit import content_discriminator, mode_seeking
 from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
                            assert_two_replicas_equal_one, images_at, overfit)
 
@@ -44,7 +44,7 @@ def test_registered_with_the_authors_defaults():
 def test_kl_and_mode_seeking_match_their_formulas():
     mu, log_var = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32), np.array([[0.0, np.log(4.0)], [0.0, 0.0]], np.float32)
     # per image 0.5 Σ (σ² + μ² − 1 − log σ²): image 1: 0.5 (1 + 3 − log 4), image 2: 0
-    assert float(kl_to_standard_normal(mu, log_var)) == pytest.approx(0.25 * (4 - np.log(4.0)), rel=1e-5)
+    assert float(losses.kl_standard_normal(mu, log_var)) == pytest.approx(0.25 * (4 - np.log(4.0)), rel=1e-5)
     a, b = np.zeros((2, 2, 2, 3), np.float32), np.full((2, 2, 2, 3), 0.5, np.float32)
     z1, z2 = np.zeros((2, 4), np.float32), np.ones((2, 4), np.float32)
     assert float(mode_seeking(a, b, z1, z2)) == pytest.approx(1 / (0.5 + 1e-5), rel=1e-5)

@@ -75,3 +75,65 @@ def test_gradient_penalty_trains_the_critic():
     kernels = [v for v in critic.trainable_variables if "kernel" in v.path]  # biases leave ∇x alone
     grads = tape.gradient(penalty, kernels)
     assert len(kernels) == 2 and all(g is not None and np.any(g.numpy() != 0) for g in grads)
+
+
+def _sp(x):
+    return np.log1p(np.exp(x))  # softplus
+
+
+LOGITS = np.array([[1.5, -0.25], [-3.0, 0.0]])
+MU = np.array([[0.5, -1.0, 2.0], [0.0, 0.25, -0.75]])
+LOG_VAR = np.array([[0.0, -0.5, 1.0], [0.3, -2.0, 0.1]])
+
+
+def _as(x, dtype):
+    return tf.constant(np.asarray(x), dtype)
+
+
+@pytest.mark.parametrize("dtype,tol", [(tf.float32, 1e-6), (tf.float16, 2e-3), (tf.bfloat16, 2e-2)])
+def test_each_loss_matches_numpy_and_is_float32_whatever_its_inputs(dtype, tol):
+    """The shared losses against hand-written NumPy; half-precision inputs (mixed precision)
+    give float32 results, off only by the inputs' own rounding."""
+    soft = np.array([[1.0, 0.0], [0.5, 1.0]])  # a tensor of targets, as ArtGAN's one-hots
+    expected = {
+        "bce, label 1": np.mean(_sp(-LOGITS)),
+        "bce, label 0": np.mean(_sp(LOGITS)),
+        "bce, tensor labels": np.mean(soft * _sp(-LOGITS) + (1 - soft) * _sp(LOGITS)),
+        "lsgan, label 1": np.mean((LOGITS - 1.0) ** 2),
+        "lsgan, label 0": np.mean(LOGITS ** 2),
+        "hinge D": np.mean(np.maximum(0, 1 - REAL)) + np.mean(np.maximum(0, 1 + FAKE)),
+        "wgan critic": FAKE.mean() - REAL.mean(),
+        "hinge/wgan G": -FAKE.mean(),
+        "full KL": np.mean(np.sum(0.5 * (np.exp(LOG_VAR) + MU ** 2 - 1 - LOG_VAR), axis=-1)),
+        "unit-variance KL": np.mean(MU ** 2),
+    }
+    got = {
+        "bce, label 1": losses.bce_with_logits(_as(LOGITS, dtype), 1.0),
+        "bce, label 0": losses.bce_with_logits(_as(LOGITS, dtype), 0.0),
+        "bce, tensor labels": losses.bce_with_logits(_as(LOGITS, dtype), _as(soft, tf.float32)),
+        "lsgan, label 1": losses.least_squares(_as(LOGITS, dtype), 1.0),
+        "lsgan, label 0": losses.least_squares(_as(LOGITS, dtype), 0.0),
+        "hinge D": losses.hinge_discriminator(_as(REAL, dtype), _as(FAKE, dtype)),
+        "wgan critic": losses.wasserstein_critic(_as(REAL, dtype), _as(FAKE, dtype)),
+        "hinge/wgan G": losses.negative_mean(_as(FAKE, dtype)),
+        "full KL": losses.kl_standard_normal(_as(MU, dtype), _as(LOG_VAR, dtype)),
+        "unit-variance KL": losses.kl_unit_variance(_as(MU, dtype)),
+    }
+    for name, value in got.items():
+        assert value.dtype == tf.float32, name
+        assert float(value) == pytest.approx(expected[name], rel=tol, abs=tol), name
+    # the halved D losses and the G losses the CycleGAN family selects by name are these
+    real, fake = _as(REAL, dtype), _as(FAKE, dtype)
+    assert float(losses.discriminator_loss("hinge", real, fake)) == pytest.approx(0.5 * expected["hinge D"], rel=tol)
+    assert float(losses.generator_loss("lsgan", fake)) == pytest.approx(np.mean((FAKE - 1) ** 2), rel=tol)
+
+
+def test_kl_of_the_prior_itself_is_zero_and_l2_decay_is_half_weight_sum_of_squares():
+    assert float(losses.kl_standard_normal(np.zeros((3, 2)), np.zeros((3, 2)))) == 0.0
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, dtype="mixed_float16")])
+    net.layers[0].kernel.assign(np.arange(6.0).reshape(2, 3))
+    net.layers[0].bias.assign([1.0, -2.0, 0.5])
+    decay = losses.l2_decay([net, net], 0.1)  # each network's weights count once per listing
+    assert decay.dtype == tf.float32
+    assert float(decay) == pytest.approx(0.5 * 0.1 * 2 * (55.0 + 5.25))
+    assert losses.l2_decay([net], 0.0) == 0.0  # off: no graph at all

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import models, optimizers
-from gan_tpu.models.ugatit import min_discriminator_size, sigmoid_cross_entropy, ugatit_discriminator
+from gan_tpu import losses, models, optimizers
+from gan_tpu.models.ugatit import min_discriminator_size, ugatit_discriminator
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
 from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
                            assert_two_replicas_equal_one, images_at, overfit, trainable_weights)
@@ -100,7 +100,7 @@ def test_cam_attention_logits_and_rescaled_features():
     logits, _ = sn(x)
     w_gmp = sn.gmp_kernel.numpy()[:, 0]
     np.testing.assert_allclose(logits.numpy()[:, 1], x.max((1, 2)) @ (w_gmp / np.linalg.norm(w_gmp)), rtol=1e-5)
-    assert float(sigmoid_cross_entropy(tf.constant([0.0, 2.0]), 1.0)) == pytest.approx(
+    assert float(losses.bce_with_logits(tf.constant([0.0, 2.0]), 1.0)) == pytest.approx(
         np.mean(np.log1p(np.exp(-np.array([0.0, 2.0])))), rel=1e-6)
 
 

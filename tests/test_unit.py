@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_tpu import checkpoints, config, models, runs
+from gan_tpu import checkpoints, config, losses, models, runs
 from gan_tpu.models.translation_layers import AvgPoolNoPad, multiscale_discriminator
-from gan_tpu.models.unit import kl_unit_variance
 from tests.helpers import (assert_saved_translator_gives_identical_outputs, assert_trains_in_mixed_bfloat16,
                            assert_two_replicas_equal_one, images_at, overfit, two_replicas)
 
@@ -56,7 +55,7 @@ def test_both_domains_pass_through_the_shared_blocks(compiled):
     # the translator is photo encoder -> shared blocks -> Monet decoder, without noise
     expected = model.dec_monet(model.dec_shared(model.enc_shared(model.enc_photo(images))))
     np.testing.assert_allclose(from_photo.numpy(), expected.numpy(), atol=1e-6)
-    assert float(kl_unit_variance(tf.constant([[1.0, -3.0]]))) == pytest.approx(5.0)
+    assert float(losses.kl_unit_variance(tf.constant([[1.0, -3.0]]))) == pytest.approx(5.0)
 
 
 def test_multiscale_discriminator_scales_and_pooling_match_pytorchs():

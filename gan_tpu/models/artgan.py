@@ -9,8 +9,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from gan_tpu import losses
 from gan_tpu.models.base import Player
-from gan_tpu.models.dcgan import NoiseGAN
+from gan_tpu.models.noise_base import NoiseGAN
 from gan_tpu.models.noise_networks import (
     artgan_classifier, artgan_decoder, artgan_encoder, artgan_znet,
 )
@@ -18,12 +19,6 @@ from gan_tpu.models.registry import register
 
 CLASSES = ("monet", "photo")  # the class index of each domain of a (monet, photo) batch
 MONET = 0
-
-
-def sigmoid_bce(logits, targets):
-    """Mean binary cross-entropy of each of the K + 1 sigmoid outputs against a 0/1 target."""
-    logits = ops.cast(logits, "float32")
-    return ops.mean(ops.maximum(logits, 0.0) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits))))
 
 
 @register(
@@ -96,15 +91,15 @@ class ArtGAN(NoiseGAN):
         fake, _ = self._fakes(n, training)
         fake = ops.stop_gradient(fake)
         fake_targets = ops.one_hot(ops.full((n,), self.classes), self.classes + 1)
-        loss = (sigmoid_bce(self.discriminate(real, training), ops.one_hot(real_labels, self.classes + 1))
-                + sigmoid_bce(self.discriminate(fake, training), fake_targets))
+        loss = (losses.bce_with_logits(self.discriminate(real, training), ops.one_hot(real_labels, self.classes + 1))
+                + losses.bce_with_logits(self.discriminate(fake, training), fake_targets))
         return loss, {"d_loss": loss}
 
     def generator_loss(self, batch, context, training):
         monet, photo = batch
         n = ops.shape(monet)[0]
         fake, labels = self._fakes(n, training)
-        adv = sigmoid_bce(self.discriminate(fake, training), ops.one_hot(labels, self.classes + 1))
+        adv = losses.bce_with_logits(self.discriminate(fake, training), ops.one_hot(labels, self.classes + 1))
         real = ops.concatenate([monet, ops.cast(photo, monet.dtype)], axis=0)
         recon_images = self.decoder(self.encoder(real, training=training), training=training)
         recon = self.recon_weight * ops.mean(ops.square(ops.cast(recon_images, "float32") - ops.cast(real, "float32")))

@@ -33,7 +33,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses
-from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
+from gan_tpu.layers import ReflectionPadding2D, check_upsample, instance_norm, upsample_conv, weight_init
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.networks import patch_discriminator
 from gan_tpu.models.registry import register
@@ -102,10 +102,6 @@ def latent_map(z, size: int):
     return ops.broadcast_to(z[:, None, None, :], (ops.shape(z)[0], size, size, ops.shape(z)[-1]))
 
 
-def _instance_norm(name):
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=name)
-
-
 def latent_resnet_generator(image_size: int, *, latent_channels: int = 1, ngf: int = 64, n_blocks: int = 9,
                             upsample: str = "transpose", name: str = "bayes_g") -> keras.Model:
     """The authors' 'global' ResNet generator on [image (3) + latent (L)] channels -> image.
@@ -128,14 +124,14 @@ def latent_resnet_generator(image_size: int, *, latent_channels: int = 1, ngf: i
                              use_bias=use_bias, kernel_initializer=weight_init(), name=f"{name}_{tag}_conv")(x)
 
     def norm_relu(x, tag):
-        return layers.ReLU(name=f"{name}_{tag}_act")(_instance_norm(f"{name}_{tag}_norm")(x))
+        return layers.ReLU(name=f"{name}_{tag}_act")(instance_norm(f"{name}_{tag}_norm", affine=False)(x))
 
     x = norm_relu(conv(inputs, ngf, 7, "stem", pad=3), "stem")
     x = norm_relu(conv(x, ngf * 2, 3, "down0", strides=2), "down0")
     x = norm_relu(conv(x, ngf * 4, 3, "down1", strides=2), "down1")
     for b in range(n_blocks):
         y = norm_relu(conv(x, ngf * 4, 3, f"block{b}a", pad=1), f"block{b}a")
-        y = _instance_norm(f"{name}_block{b}b_norm")(conv(y, ngf * 4, 3, f"block{b}b", pad=1))
+        y = instance_norm(f"{name}_block{b}b_norm", affine=False)(conv(y, ngf * 4, 3, f"block{b}b", pad=1))
         x = layers.Add(name=f"{name}_block{b}_add")([x, y])
     for i, w in enumerate((ngf * 2, ngf)):
         x = upsample_conv(x, w, mode=upsample, name=f"{name}_up{i}", transpose_kernel=3)
@@ -156,7 +152,7 @@ def latent_encoder(image_size: int, *, latent_channels: int = 1, nef: int = 64, 
         x = layers.Conv2D(nef * 2 ** i, 4, strides=2, padding="same", use_bias=i == 0,
                           kernel_initializer=weight_init(), name=f"{name}_conv{i}")(x)
         if i:
-            x = _instance_norm(f"{name}_norm{i}")(x)
+            x = instance_norm(f"{name}_norm{i}", affine=False)(x)
         x = layers.ReLU(name=f"{name}_act{i}")(x)
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     mu = layers.Dense(latent_channels, kernel_initializer=weight_init(), dtype="float32", name=f"{name}_mu")(x)
@@ -166,22 +162,12 @@ def latent_encoder(image_size: int, *, latent_channels: int = 1, nef: int = 64, 
     return keras.Model(inputs, [mu, log_var, z], name=name)
 
 
-def kl_to_standard_normal(mu, log_var):
-    """KL(N(μ, σ²) || N(0, I)) summed over latent dims, averaged over the batch (float32)."""
-    mu, log_var = ops.cast(mu, "float32"), ops.cast(log_var, "float32")
-    return ops.mean(-0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=-1))
-
-
 def gaussian_prior(networks, weight: float):
     """weight·Σ mean(w²) over the networks' trainable weights (the authors' `get_prior`)."""
     if not weight:
         return 0.0
     return weight * sum(ops.mean(ops.square(ops.cast(v, "float32")))
                         for net in networks for v in net.trainable_variables)
-
-
-def _lsgan(x, target: float):
-    return ops.mean(ops.square(ops.cast(x, "float32") - target))
 
 
 @register(
@@ -270,12 +256,12 @@ class BayesianCycleGAN(TranslationModel):
         rec_photo = self.g_photo(ops.concatenate([fake_monet, map_photo], -1), training=training)
         rec_monet = self.g_monet(ops.concatenate([fake_photo, map_monet], -1), training=training)
 
-        adv = _lsgan(self.d_monet(fake_monet, training=training), 1.0) + \
-            _lsgan(self.d_photo(fake_photo, training=training), 1.0)
+        adv = losses.least_squares(self.d_monet(fake_monet, training=training), 1.0) + \
+            losses.least_squares(self.d_photo(fake_photo, training=training), 1.0)
         cycle = self.cycle_weight * k * (losses.l1(photo_k, rec_photo) + losses.l1(monet_k, rec_monet))
-        rec_adv = self.gamma * (_lsgan(self.d_photo(rec_photo, training=training), 1.0)
-                                + _lsgan(self.d_monet(rec_monet, training=training), 1.0))
-        kl = self.kl_weight * (kl_to_standard_normal(mu_m, log_var_m) + kl_to_standard_normal(mu_p, log_var_p))
+        rec_adv = self.gamma * (losses.least_squares(self.d_photo(rec_photo, training=training), 1.0)
+                                + losses.least_squares(self.d_monet(rec_monet, training=training), 1.0))
+        kl = self.kl_weight * (losses.kl_standard_normal(mu_m, log_var_m) + losses.kl_standard_normal(mu_p, log_var_p))
         prior = gaussian_prior([self.g_monet, self.g_photo], self.prior_weight)
         context.update(fake_monet=ops.stop_gradient(fake_monet), fake_photo=ops.stop_gradient(fake_photo),
                        rec_monet=ops.stop_gradient(rec_monet), rec_photo=ops.stop_gradient(rec_photo))
@@ -288,9 +274,9 @@ class BayesianCycleGAN(TranslationModel):
         k = float(self.mc_samples)
 
         def judge(d, real, fake, rec):
-            real_loss = _lsgan(d(real, training=training), 1.0) * k
-            fake_loss = _lsgan(d(fake, training=training), 0.0)
-            rec_loss = _lsgan(d(rec, training=training), 0.0)
+            real_loss = losses.least_squares(d(real, training=training), 1.0) * k
+            fake_loss = losses.least_squares(d(fake, training=training), 0.0)
+            rec_loss = losses.least_squares(d(rec, training=training), 0.0)
             return 0.5 * (real_loss + fake_loss) + 0.5 * self.gamma * (real_loss + rec_loss)
 
         d_monet = judge(self.d_monet, monet, context["fake_monet"], context["rec_monet"])

@@ -24,9 +24,10 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import augment, losses
+from gan_tpu.layers import ClassOneHot
 from gan_tpu.models.base import Player
-from gan_tpu.models.biggan_layers import Attend, ClassOneHot, GatedResidual, LatentChunk, Modulate
-from gan_tpu.models.dcgan import NoiseGAN
+from gan_tpu.models.biggan_layers import Attend, GatedResidual, LatentChunk, Modulate
+from gan_tpu.models.noise_base import NoiseGAN
 from gan_tpu.models.noise_networks import _levels
 from gan_tpu.models.registry import register
 
@@ -263,7 +264,7 @@ class BigGAN(NoiseGAN):
         monet = batch[0][step * n:(step + 1) * n]
         fake = ops.stop_gradient(self.generator(self.latents(n), training=training))
         logits = self._judge(ops.concatenate([monet, ops.cast(fake, monet.dtype)], 0), training)
-        loss = 2.0 * losses.discriminator_loss("hinge", logits[:n], logits[n:])  # the paper's, not halved
+        loss = losses.hinge_discriminator(logits[:n], logits[n:])  # the paper's, not halved
         return loss, {"d_loss": loss, "d_real": ops.mean(logits[:n]), "d_fake": ops.mean(logits[n:])}
 
     def generator_loss(self, batch, context, training):

@@ -1,8 +1,8 @@
 """BigGAN's building blocks (Brock et al. 2019), backend-free Keras layers.
 
 Small custom layers only where Keras has none (each serializable, so `generator.keras`
-reloads): a latent chunk, the one-hot class of an unconditional model, conditional batch
-norm's modulation, SAGAN attention's product and its zero-initialised residual gate.
+reloads): a latent chunk, conditional batch norm's modulation, SAGAN attention's product
+and its zero-initialised residual gate.
 The blocks themselves are built from standard layers in `biggan.py`.
 """
 from __future__ import annotations
@@ -29,29 +29,6 @@ class LatentChunk(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
-
-
-@_SERIALIZABLE
-class ClassOneHot(keras.layers.Layer):
-    """The one-hot class of every image of a batch: `class_id` for all (an unconditional
-    model is one class). A linear layer on it is a class embedding; a labelled variant
-    feeds its own one-hot labels where this layer's output goes."""
-
-    def __init__(self, classes: int = 1, class_id: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= class_id < classes:
-            raise ValueError(f"class_id must be in [0, {classes}), got {class_id}")
-        self.classes, self.class_id = int(classes), int(class_id)
-
-    def call(self, x):
-        labels = ops.full((ops.shape(x)[0],), self.class_id, dtype="int32")
-        return ops.one_hot(labels, self.classes, dtype=self.compute_dtype)
-
-    def compute_output_shape(self, shape):
-        return (shape[0], self.classes)
-
-    def get_config(self):
-        return {**super().get_config(), "classes": self.classes, "class_id": self.class_id}
 
 
 @_SERIALIZABLE

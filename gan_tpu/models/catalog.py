@@ -38,7 +38,7 @@ ABOUT = {
                 "not estimated"),
     "sngan": ("SN-GAN (Miyato et al. 2018): ResNet G and D, spectral norm, hinge loss", "not estimated"),
     "biggan": ("BigGAN (Brock et al. 2019) with DiffAugment: self-attention, hierarchical latents, EMA G",
-               "≈ 7.7 GB at batch 8, bfloat16"),
+               "≈ 7.7 GB at batch 16 (8 a D step), bfloat16"),
     "artgan": ("ArtGAN (Tan et al. 2017): noise + category → painting, K+1-way classifier D", "not estimated"),
 }
 # Shown in the table's "key defaults" column when a model has them (all: the option lists).

@@ -8,7 +8,7 @@ its own photo patch out of the other positions of the same image (InfoNCE, tempe
 0.07, 256 positions per layer). As in the authors' code (taesungp/contrastive-unpaired-
 translation, its defaults):
 
-- ResNet-9 generator with anti-aliased down- and upsampling (`antialias.py`), instance
+- ResNet-9 generator with anti-aliased down- and upsampling (`gan_tpu/blur.py`), instance
   norm without affine parameters, convs with biases; the 70x70 PatchGAN with the same
   anti-aliased downsampling; xavier-normal weights with gain 0.02;
 - NCE layers "0,4,8,12,16" index the authors' `nn.Sequential` of the generator: the
@@ -41,20 +41,10 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses, optimizers
-from gan_tpu.layers import ReflectionPadding2D
-from gan_tpu.models.antialias import BlurDownsample2D, BlurUpsample2D
+from gan_tpu.blur import BlurDownsample2D, BlurUpsample2D
+from gan_tpu.layers import ReflectionPadding2D, instance_norm, xavier
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
-
-
-def xavier(gain: float = 0.02) -> keras.initializers.Initializer:
-    """PyTorch's xavier_normal_(gain): std = gain·sqrt(2 / (fan_in + fan_out))."""
-    return keras.initializers.VarianceScaling(scale=gain ** 2, mode="fan_avg", distribution="untruncated_normal")
-
-
-def _instance_norm(name):
-    # PyTorch's InstanceNorm2d as CUT uses it: no affine parameters
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=name)
 
 
 def _conv(filters, kernel, name, padding="same", use_bias=True):
@@ -83,23 +73,24 @@ def cut_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 9, name: st
     inputs = keras.Input((image_size, image_size, 3), name=f"{name}_in")
     x = ReflectionPadding2D(3, name=f"{name}_stem_pad")(inputs)
     x = _conv(ngf, 7, f"{name}_stem_conv", padding="valid")(x)
-    x = layers.ReLU(name=f"{name}_stem_act")(_instance_norm(f"{name}_stem_norm")(x))
+    x = layers.ReLU(name=f"{name}_stem_act")(instance_norm(f"{name}_stem_norm", affine=False)(x))
     for i in range(2):
         x = _conv(ngf * 2 ** (i + 1), 3, f"{name}_down{i}_conv")(x)
-        x = layers.ReLU(name=f"{name}_down{i}_act")(_instance_norm(f"{name}_down{i}_norm")(x))
+        x = layers.ReLU(name=f"{name}_down{i}_act")(instance_norm(f"{name}_down{i}_norm", affine=False)(x))
         x = BlurDownsample2D(name=f"{name}_down{i}_blur")(x)
     width = ngf * 4
     for b in range(n_blocks):
         y = ReflectionPadding2D(1, name=f"{name}_block{b}_pad1")(x)
         y = _conv(width, 3, f"{name}_block{b}_conv1", padding="valid")(y)
-        y = layers.ReLU(name=f"{name}_block{b}_act")(_instance_norm(f"{name}_block{b}_norm1")(y))
+        y = layers.ReLU(name=f"{name}_block{b}_act")(instance_norm(f"{name}_block{b}_norm1", affine=False)(y))
         y = ReflectionPadding2D(1, name=f"{name}_block{b}_pad2")(y)
-        y = _instance_norm(f"{name}_block{b}_norm2")(_conv(width, 3, f"{name}_block{b}_conv2", padding="valid")(y))
+        norm2 = instance_norm(f"{name}_block{b}_norm2", affine=False)
+        y = norm2(_conv(width, 3, f"{name}_block{b}_conv2", padding="valid")(y))
         x = layers.Add(name=f"{name}_block{b}")([x, y])
     for i in range(2):
         x = BlurUpsample2D(name=f"{name}_up{i}_blur")(x)
         x = _conv(width // 2 ** (i + 1), 3, f"{name}_up{i}_conv")(x)
-        x = layers.ReLU(name=f"{name}_up{i}_act")(_instance_norm(f"{name}_up{i}_norm")(x))
+        x = layers.ReLU(name=f"{name}_up{i}_act")(instance_norm(f"{name}_up{i}_norm", affine=False)(x))
     x = ReflectionPadding2D(3, name=f"{name}_out_pad")(x)
     x = _conv(3, 7, f"{name}_out_conv", padding="valid")(x)
     outputs = layers.Activation("tanh", dtype="float32", name=f"{name}_out")(x)
@@ -116,12 +107,12 @@ def cut_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 3, name
         x = layers.ZeroPadding2D(1, name=f"{name}_down{i}_pad")(x)
         x = _conv(ndf * min(2 ** i, 8), 4, f"{name}_down{i}_conv", padding="valid")(x)
         if i > 0:
-            x = _instance_norm(f"{name}_down{i}_norm")(x)
+            x = instance_norm(f"{name}_down{i}_norm", affine=False)(x)
         x = layers.LeakyReLU(0.2, name=f"{name}_down{i}_act")(x)
         x = BlurDownsample2D(name=f"{name}_down{i}_blur")(x)
     x = layers.ZeroPadding2D(1, name=f"{name}_pad0")(x)
     x = _conv(ndf * min(2 ** n_layers, 8), 4, f"{name}_conv", padding="valid")(x)
-    x = layers.LeakyReLU(0.2, name=f"{name}_act")(_instance_norm(f"{name}_norm")(x))
+    x = layers.LeakyReLU(0.2, name=f"{name}_act")(instance_norm(f"{name}_norm", affine=False)(x))
     x = layers.ZeroPadding2D(1, name=f"{name}_pad1")(x)
     x = _conv(1, 4, f"{name}_logits", padding="valid")(x)
     outputs = layers.Activation("linear", dtype="float32", name=f"{name}_out")(x)

@@ -53,7 +53,6 @@ from gan_tpu.models.base import Player
 from gan_tpu.models.registry import register
 from gan_tpu.models.translation_layers import (FixedStyle, StyleCode, TwoDomainGAN, check_sizes, conv_block,
                                                multiscale_discriminator, norm, res_block)
-from gan_tpu.models.ugatit import sigmoid_cross_entropy
 
 SLOPE = 0.01  # PyTorch's default LeakyReLU slope, which the authors' LeakyReLUConv2d uses
 
@@ -157,12 +156,7 @@ def content_discriminator(size, width, *, n_layers, name="content_d"):
 def bce(logits, target: float):
     """Σ over a discriminator's scales of mean sigmoid cross-entropy against `target`."""
     logits = logits if isinstance(logits, (list, tuple)) else [logits]
-    return sum(sigmoid_cross_entropy(t, target) for t in logits)
-
-
-def kl_to_standard_normal(mu, log_var):
-    """KL(N(μ, σ²) ‖ N(0, I)) summed over the code, averaged over the batch."""
-    return ops.mean(-0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=-1))
+    return sum(losses.bce_with_logits(t, target) for t in logits)
 
 
 def mode_seeking(fake_1, fake_2, z_1, z_2):
@@ -325,8 +319,8 @@ class DRIT(FixedStyle, TwoDomainGAN):
         self_recon = self.self_recon_weight * (losses.l1(monet, same_m) + losses.l1(photo, same_p))
         latent = self.latent_weight * (losses.l1(t["z_1"], self.regressed(self.attr_monet, random_m, training))
                                        + losses.l1(t["z_1"], self.regressed(self.attr_photo, random_p, training)))
-        kl = self.kl_weight * (kl_to_standard_normal(t["mu_m"], t["log_var_m"])
-                               + kl_to_standard_normal(t["mu_p"], t["log_var_p"])) \
+        kl = self.kl_weight * (losses.kl_standard_normal(t["mu_m"], t["log_var_m"])
+                               + losses.kl_standard_normal(t["mu_p"], t["log_var_p"])) \
             + self.content_l2_weight * (ops.mean(ops.square(ops.cast(t["c_m"], "float32")))
                                         + ops.mean(ops.square(ops.cast(t["c_p"], "float32"))))
         content_adv = self.content_gan_weight * (bce(self.content_d(t["c_m"], training=False), 0.5)

@@ -27,10 +27,11 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses
+from gan_tpu.layers import kaiming
 from gan_tpu.models.registry import register
 from gan_tpu.models.translation_layers import (GRID_STYLES, AdaIN, FixedStyle, StyleCode, TwoDomainGAN,  # noqa: F401
-                                               check_sizes, conv_block, content_encoder_head, kaiming,
-                                               res_block, style_code, upsampling_tail)
+                                               check_sizes, conv_block, content_encoder_head, res_block,
+                                               style_code, upsampling_tail)
 
 STYLE_DOWNSAMPLE = 4  # the authors' StyleEncoder(4, ...)
 

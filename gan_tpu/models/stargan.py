@@ -35,20 +35,12 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses, optimizers
+from gan_tpu.layers import ClassOneHot, instance_norm, torch_init
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 
 DOMAINS = ("photo", "monet")
 PHOTO, MONET = 0, 1
-
-
-def torch_init() -> keras.initializers.Initializer:
-    """PyTorch's default conv initialisation: U(±1/sqrt(fan_in))."""
-    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
-
-
-def _instance_norm(name):
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)  # affine, as InstanceNorm2d(affine=True)
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -66,22 +58,17 @@ class TiledLabel(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
-class DomainLabel(keras.layers.Layer):
-    """`DomainLabel(domain, domains)(images)`: the one-hot label of `domain` for every image, [B, domains]."""
+class DomainLabel(ClassOneHot):
+    """`DomainLabel(domain, domains)(images)`: the one-hot label of `domain` for every image,
+    [B, domains]: `ClassOneHot` under the name and config keys saved translators carry."""
 
     def __init__(self, domain: int = MONET, domains: int = len(DOMAINS), **kwargs):
-        super().__init__(**kwargs)
-        self.domain, self.domains = int(domain), int(domains)
-
-    def call(self, images):
-        index = ops.full((ops.shape(images)[0],), self.domain, dtype="int32")
-        return ops.one_hot(index, self.domains, dtype=self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.domains)
+        super().__init__(classes=domains, class_id=domain, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "domain": self.domain, "domains": self.domains}
+        config = super().get_config()
+        domain, domains = config.pop("class_id"), config.pop("classes")
+        return {**config, "domain": domain, "domains": domains}
 
 
 def stargan_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 6, domains: int = len(DOMAINS),
@@ -97,7 +84,7 @@ def stargan_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 6, doma
         kind = layers.Conv2DTranspose if transpose else layers.Conv2D
         x = kind(filters, kernel, strides=strides, padding="same", use_bias=False, kernel_initializer=torch_init(),
                  name=f"{name}_{tag}_conv")(x)
-        return _instance_norm(f"{name}_{tag}_norm")(x)
+        return instance_norm(f"{name}_{tag}_norm", gamma_stddev=None)(x)
 
     x = layers.ReLU(name=f"{name}_stem_act")(conv(x, ngf, 7, "stem"))
     for i in range(2):

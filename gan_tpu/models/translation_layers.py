@@ -11,23 +11,18 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from gan_tpu.layers import ReflectionPadding2D, weight_init
+from gan_tpu import losses
+from gan_tpu.layers import ReflectionPadding2D, instance_norm, kaiming, norm_layer, weight_init
 from gan_tpu.models.base import Player, TranslationModel
-from gan_tpu.models.ugatit import l2_decay
-
-
-def kaiming():
-    """The authors' `init: kaiming` for generators (He normal, fan in)."""
-    return keras.initializers.HeNormal()
 
 
 def norm(kind: str, name: str):
     """"in": instance norm without affine (PyTorch's InstanceNorm2d default); "ln": layer
     norm over H, W, C with a per-channel scale and offset (MUNIT's LayerNorm); "none"."""
     if kind == "in":
-        return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=name)
+        return instance_norm(name, affine=False)
     if kind == "ln":
-        return layers.GroupNormalization(groups=1, epsilon=1e-5, name=name)
+        return norm_layer("layer", name)
     if kind == "none":
         return None
     raise ValueError(f"unknown norm {kind!r}")
@@ -150,14 +145,13 @@ def multiscale_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 
 
 
 def lsgan_d(real_logits, fake_logits):
-    """Σ over scales of mean((D(real) − 1)²) + mean(D(fake)²), float32 (the authors' LSGAN)."""
-    return sum(ops.mean(ops.square(ops.cast(r, "float32") - 1.0)) + ops.mean(ops.square(ops.cast(f, "float32")))
-               for r, f in zip(real_logits, fake_logits))
+    """Σ over a multi-scale discriminator's outputs of D's LSGAN loss (the authors', not halved)."""
+    return sum(losses.least_squares(r, 1.0) + losses.least_squares(f, 0.0) for r, f in zip(real_logits, fake_logits))
 
 
 def lsgan_g(fake_logits):
-    """Σ over scales of mean((D(fake) − 1)²)."""
-    return sum(ops.mean(ops.square(ops.cast(f, "float32") - 1.0)) for f in fake_logits)
+    """Σ over a multi-scale discriminator's outputs of G's LSGAN loss."""
+    return sum(losses.least_squares(f, 1.0) for f in fake_logits)
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -298,7 +292,7 @@ class TwoDomainGAN(TranslationModel):
                                   + lsgan_g(self.d_photo(fake_photo, training=False)))
 
     def decay(self, networks):
-        return l2_decay(networks, self.weight_decay)
+        return losses.l2_decay(networks, self.weight_decay)
 
     def discriminator_loss(self, batch, context, training):
         monet, photo = batch

@@ -33,7 +33,7 @@ import keras
 from keras import layers, ops
 
 from gan_tpu import losses
-from gan_tpu.layers import ReflectionPadding2D, check_upsample, upsample_conv, weight_init
+from gan_tpu.layers import ReflectionPadding2D, check_upsample, instance_norm, upsample_conv, weight_init
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
 from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
@@ -42,11 +42,6 @@ from gan_tpu.models.ugatit_layers import ILN, AdaLIN, CAMAttention
 def _conv(filters, kernel, *, name, strides=1, use_bias=False):
     return layers.Conv2D(filters, kernel, strides=strides, padding="valid", use_bias=use_bias,
                          kernel_initializer=weight_init(), name=name)
-
-
-def _instance_norm(name):
-    # PyTorch's InstanceNorm2d default: no affine parameters
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=name)
 
 
 def ugatit_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 4, light: bool = False,
@@ -65,17 +60,17 @@ def ugatit_generator(image_size: int, *, ngf: int = 64, n_blocks: int = 4, light
     inputs = keras.Input((image_size, image_size, 3), name=f"{name}_in")
     x = ReflectionPadding2D(3, name=f"{name}_stem_pad")(inputs)
     x = _conv(ngf, 7, name=f"{name}_stem_conv")(x)
-    x = layers.ReLU(name=f"{name}_stem_act")(_instance_norm(f"{name}_stem_norm")(x))
+    x = layers.ReLU(name=f"{name}_stem_act")(instance_norm(f"{name}_stem_norm", affine=False)(x))
     for i in range(2):
         x = ReflectionPadding2D(1, name=f"{name}_down{i}_pad")(x)
         x = _conv(ngf * 2 ** (i + 1), 3, strides=2, name=f"{name}_down{i}_conv")(x)
-        x = layers.ReLU(name=f"{name}_down{i}_act")(_instance_norm(f"{name}_down{i}_norm")(x))
+        x = layers.ReLU(name=f"{name}_down{i}_act")(instance_norm(f"{name}_down{i}_norm", affine=False)(x))
     for b in range(n_blocks):
         y = ReflectionPadding2D(1, name=f"{name}_enc{b}_pad1")(x)
         y = _conv(width, 3, name=f"{name}_enc{b}_conv1")(y)
-        y = layers.ReLU(name=f"{name}_enc{b}_act")(_instance_norm(f"{name}_enc{b}_norm1")(y))
+        y = layers.ReLU(name=f"{name}_enc{b}_act")(instance_norm(f"{name}_enc{b}_norm1", affine=False)(y))
         y = ReflectionPadding2D(1, name=f"{name}_enc{b}_pad2")(y)
-        y = _instance_norm(f"{name}_enc{b}_norm2")(_conv(width, 3, name=f"{name}_enc{b}_conv2")(y))
+        y = instance_norm(f"{name}_enc{b}_norm2", affine=False)(_conv(width, 3, name=f"{name}_enc{b}_conv2")(y))
         x = layers.Add(name=f"{name}_enc{b}_add")([x, y])
 
     cam_logits, x = CAMAttention(shared=cam_shared, name=f"{name}_cam")(x)
@@ -153,25 +148,6 @@ def ugatit_discriminator(image_size: int, *, ndf: int = 64, n_layers: int = 7, c
     logits = layers.Activation("linear", dtype="float32", name=f"{name}_out")(x)
     cam_logits = layers.Activation("linear", dtype="float32", name=f"{name}_cam_logits")(cam_logits)
     return keras.Model(inputs, [logits, cam_logits], name=name)
-
-
-def least_squares(x, target: float):
-    """mean((x − target)²) in float32 (LSGAN, on patch logits and CAM logits alike)."""
-    return ops.mean(ops.square(ops.cast(x, "float32") - target))
-
-
-def sigmoid_cross_entropy(logits, target: float):
-    """Mean binary cross-entropy of logits against a constant label, in float32 (stable form)."""
-    logits = ops.cast(logits, "float32")
-    return ops.mean(ops.maximum(logits, 0.0) - logits * target + ops.log1p(ops.exp(-ops.abs(logits))))
-
-
-def l2_decay(networks, weight: float):
-    """0.5·weight·Σw² over the networks' trainable weights: PyTorch Adam's `weight_decay`."""
-    if not weight:
-        return 0.0
-    return 0.5 * weight * sum(ops.sum(ops.square(ops.cast(v, "float32")))
-                              for net in networks for v in net.trainable_variables)
 
 
 UGATIT_DEFAULTS = dict(
@@ -260,13 +236,13 @@ class UGATIT(TranslationModel):
             for d in discriminators:
                 real_logits, real_cam = d(real, training=training)
                 fake_logits, fake_cam = d(fake, training=training)
-                total += least_squares(real_logits, 1.0) + least_squares(fake_logits, 0.0) + \
-                    least_squares(real_cam, 1.0) + least_squares(fake_cam, 0.0)
+                total += losses.least_squares(real_logits, 1.0) + losses.least_squares(fake_logits, 0.0) + \
+                    losses.least_squares(real_cam, 1.0) + losses.least_squares(fake_cam, 0.0)
             return self.adv_weight * total
 
         d_monet = judge([self.d_monet_global, self.d_monet_local], monet, fake_monet)
         d_photo = judge([self.d_photo_global, self.d_photo_local], photo, fake_photo)
-        total = d_monet + d_photo + l2_decay(self.discriminators, self.weight_decay)
+        total = d_monet + d_photo + losses.l2_decay(self.discriminators, self.weight_decay)
         return total, {"d_monet": d_monet, "d_photo": d_photo}
 
     def generator_loss(self, batch, context, training):
@@ -285,15 +261,15 @@ class UGATIT(TranslationModel):
                 # training=False: the generators' step leaves the discriminators' spectral-norm
                 # state alone (their own step re-normalises them)
                 logits, cam = d(fake, training=False)
-                adv += least_squares(logits, 1.0) + least_squares(cam, 1.0)
+                adv += losses.least_squares(logits, 1.0) + losses.least_squares(cam, 1.0)
         adv = self.adv_weight * adv
         cycle = self.cycle_weight * (losses.l1(photo, cycled_photo) + losses.l1(monet, cycled_monet))
         identity = self.identity_weight * (losses.l1(monet, same_monet) + losses.l1(photo, same_photo))
         # each generator's CAM classifier: its source domain -> 1, its target domain -> 0
         cam = self.cam_weight * (
-            sigmoid_cross_entropy(fake_monet_cam, 1.0) + sigmoid_cross_entropy(same_monet_cam, 0.0)
-            + sigmoid_cross_entropy(fake_photo_cam, 1.0) + sigmoid_cross_entropy(same_photo_cam, 0.0))
-        total = adv + cycle + identity + cam + l2_decay(self.generators, self.weight_decay)
+            losses.bce_with_logits(fake_monet_cam, 1.0) + losses.bce_with_logits(same_monet_cam, 0.0)
+            + losses.bce_with_logits(fake_photo_cam, 1.0) + losses.bce_with_logits(same_photo_cam, 0.0))
+        total = adv + cycle + identity + cam + losses.l2_decay(self.generators, self.weight_decay)
         return total, {"g_total": total, "g_adv": adv, "cycle": cycle, "identity": identity, "cam": cam}
 
 

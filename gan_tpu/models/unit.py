@@ -63,11 +63,6 @@ def unit_private_decoder(size, width, *, n_upsample, n_res, name):
     return keras.Model(inputs, upsampling_tail(x, n_upsample=n_upsample, name=name), name=name)
 
 
-def kl_unit_variance(mu):
-    """KL(N(μ, I) ‖ N(0, I)) up to ½ and per element: mean(μ²), the authors' form."""
-    return ops.mean(ops.square(ops.cast(mu, "float32")))
-
-
 @register("unit", dim=64, n_downsample=2, n_res=4, ndf=64, d_layers=4, d_scales=3,
           gan_weight=10.0, kl_weight=0.1, recon_weight=100.0, kl_cycle_weight=0.1, cycle_weight=100.0,
           lr=1e-4, beta_1=0.5, beta_2=0.999, weight_decay=1e-3)
@@ -133,8 +128,9 @@ class UNIT(TwoDomainGAN):
         mu_monet_again, z_monet_again = self.encode(self.enc_photo, fake_photo, training)
         cycle = self.cycle_weight * (losses.l1(photo, self.decode(self.dec_photo, z_photo_again, training))
                                      + losses.l1(monet, self.decode(self.dec_monet, z_monet_again, training)))
-        kl = (self.kl_weight + self.kl_cycle_weight) * (kl_unit_variance(mu_monet) + kl_unit_variance(mu_photo)) \
-            + self.kl_cycle_weight * (kl_unit_variance(mu_photo_again) + kl_unit_variance(mu_monet_again))
+        kl_of = losses.kl_unit_variance
+        kl = (self.kl_weight + self.kl_cycle_weight) * (kl_of(mu_monet) + kl_of(mu_photo)) \
+            + self.kl_cycle_weight * (kl_of(mu_photo_again) + kl_of(mu_monet_again))
         adv = self.adversarial(fake_monet, fake_photo)
         total = adv + recon + kl + cycle + self.decay(self.generators)
         return total, {"g_total": total, "g_adv": adv, "recon": recon, "kl": kl, "cycle": cycle}

@@ -6,7 +6,7 @@ from keras import ops
 
 from gan_tpu import losses
 from gan_tpu.models.base import Player
-from gan_tpu.models.dcgan import NoiseGAN
+from gan_tpu.models.noise_base import NoiseGAN
 from gan_tpu.models.noise_networks import dcgan_discriminator, dcgan_generator
 from gan_tpu.models.registry import register
 

@@ -1,16 +1,19 @@
-"""CUT's anti-aliased resampling (Zhang 2019, "Making convolutional networks shift-invariant
-again"), as the CUT code uses by default: fixed binomial filters, no learned weights.
+"""Anti-aliased x2 resampling (Zhang 2019, "Making convolutional networks shift-invariant
+again") with CUT's fixed binomial filters, no learned weights; keras.ops only, static shapes.
 
 - `BlurDownsample2D`: reflect-pad 1, then the [1, 2, 1] ⊗ [1, 2, 1] / 16 filter per channel
   at stride 2 (CUT's `Downsample`, filt_size 3; a stride-1 conv goes before it).
 - `BlurUpsample2D`: CUT's `Upsample`, a transposed conv with the [1, 3, 3, 1] ⊗ [1, 3, 3, 1]
-  filter (× 4) after a one-pixel replicate pad. Worked out, each output pixel mixes its two
-  nearest inputs 3:1 along each axis, edges replicated: y[2i] = ¼·x[i−1] + ¾·x[i],
-  y[2i+1] = ¾·x[i] + ¼·x[i+1]. It is computed that way (two taps per axis, interleaved),
-  which avoids a transposed conv over mostly zeros; the tests check it against a NumPy
-  transcription of the CUT code's conv_transpose2d.
+  filter (× 4) after a one-pixel replicate pad. Zero-stuffed, only every other tap meets a
+  pixel, so each output pixel mixes its two nearest inputs 3:1 along each axis, edges
+  replicated: y[2i] = ¼·x[i−1] + ¾·x[i], y[2i+1] = ¾·x[i] + ¼·x[i+1] (bilinear x2 with
+  half-pixel centres and clamped edges). Computed that way (two taps per axis, interleaved),
+  with no transposed conv over mostly zeros; both phases weigh to 1, so a flat image stays
+  flat, with no period-2 pattern for a later conv to amplify.
 
-keras.ops only (backend-free); static shapes.
+Each class is registered once, as "gan_tpu>BlurDownsample2D" / "gan_tpu>BlurUpsample2D", the
+names `.keras` files saved before these layers moved here (from gan_tpu.layers and
+gan_tpu.models.antialias, which computed the same values) carry, so those load unchanged.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def _upsample_axis(x, axis: int):
     after = ops.concatenate([take(1, n), take(n - 1, n)], axis=axis)   # x[i+1], x[n] := x[n-1]
     even = 0.25 * before + 0.75 * x
     odd = 0.75 * x + 0.25 * after
-    pairs = ops.stack([even, odd], axis=axis + 1)  # (..., n, 2, ...)
+    pairs = ops.stack([even, odd], axis=axis + 1)  # (..., n, 2, ...): phases interleave on reshape
     shape = [-1] + [int(d) for d in x.shape[1:]]
     shape[axis] = 2 * n
     return ops.reshape(pairs, shape)
