@@ -145,7 +145,11 @@ def start(cfg: dict) -> int:
 
     import jax
 
+    from gan_tpu import job_watch
+
+    job_watch.prepare()  # a process gone is not fatal to the others: they end in one line
     timeout = timeout_s()
+    heartbeat = max(10, timeout // 4)
     where = job["coordinator"] or "the TPU pod's coordinator"
     message = (f"process {job['process_id']} of {job['num_processes']} could not join the job at {where} "
                f"within {timeout} s; check {ADDRESSES} (the coordinator's host:port, reachable from every "
@@ -158,13 +162,14 @@ def start(cfg: dict) -> int:
     try:
         jax.distributed.initialize(coordinator_address=job["coordinator"], num_processes=job["num_processes"],
                                    process_id=job["process_id"], initialization_timeout=timeout + 60,
-                                   heartbeat_timeout_seconds=max(10, timeout // 4))
+                                   heartbeat_timeout_seconds=heartbeat)
     except Exception as err:  # noqa: BLE001 - XlaRuntimeError, ValueError, RuntimeError
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UserError(f"{message} ({first})") from None
     finally:
         watchdog.cancel()
     _state.update(index=jax.process_index(), count=jax.process_count())
+    job_watch.watch(index(), count(), job["coordinator"], heartbeat)
     return count()
 
 
@@ -189,7 +194,7 @@ def local_config(cfg: dict, resume: bool = False) -> dict:
     theirs = os.path.join(cfg["output"]["dir"], "checkpoints")
     if not is_writer():
         scratch = tempfile.mkdtemp(prefix=f"gan_tpu-process{index()}-")
-        atexit.register(shutil.rmtree, scratch, True)
+        _scratch(scratch)
         cfg = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
         cfg["output"]["dir"] = os.path.join(scratch, "run")
     if resume:
@@ -233,8 +238,16 @@ def local_path(path: str) -> str:
     if is_writer():
         return path
     scratch = tempfile.mkdtemp(prefix=f"gan_tpu-process{index()}-")
-    atexit.register(shutil.rmtree, scratch, True)
+    _scratch(scratch)
     return os.path.join(scratch, os.path.basename(path))
+
+
+def _scratch(folder: str) -> None:
+    """A scratch folder, removed at exit (also when the job ends early: gan_tpu.job_watch)."""
+    from gan_tpu import job_watch
+
+    atexit.register(shutil.rmtree, folder, True)
+    job_watch.scratch(folder)
 
 
 # ------------------------------------------------------------------ one clock, one state

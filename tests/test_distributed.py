@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from gan_tpu import data, distributed
+from gan_tpu import data, distributed, job_watch
 from gan_tpu.errors import UserError
 from gan_tpu.sample_data import write_sample_data
 
@@ -192,3 +192,80 @@ def test_two_processes_resume_process_zero_checkpoints_and_read_its_clock(tmp_pa
     assert one["files"] == zero["files"] and len(zero["files"]) == 4
     assert not os.path.exists(os.path.dirname(one["dir"]))  # the scratch folder is removed at exit
     assert one["start"] == zero["start"] and one["readings"] == zero["readings"]
+
+
+_LOOP_UNTIL_A_PEER_GOES = r"""
+import os, sys, time
+import numpy as np
+from gan_tpu import distributed, job_watch, quiet
+
+quiet.NativeLogFilter()  # as the CLI installs it: JAX's fatal lines go through job_watch
+distributed.start({"runtime": {"processes": 3}, "eval": {"every": 0}})
+step = 0
+try:
+    while True:  # process 0's clock, read by all: a collective every 20 ms
+        distributed.broadcast(np.float64(step))
+        step += 1
+        if step == 20:
+            print("running", flush=True)
+        time.sleep(0.02)
+except Exception as err:
+    if job_watch.lost_peer(err):
+        job_watch.end_after(err)
+    raise
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0])
+def test_a_process_gone_ends_the_others_in_one_line(victim):
+    """Three processes in a loop of collectives; one is killed (1, or 0: the coordinator).
+    The other two end with exit 3 and one line naming the process gone and --resume, within
+    the heartbeat timeout (10 s) and a few polls: not JAX's fatal error (exit 134, a stack dump)."""
+    port = _free_port()
+    procs = []
+    for i in range(3):
+        env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", distributed.TIMEOUT: "40",
+               distributed.ADDRESSES: f"127.0.0.1:{port}", distributed.PROCESS_ID: str(i)}
+        procs.append(subprocess.Popen([sys.executable, "-c", _LOOP_UNTIL_A_PEER_GOES], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        for line in procs[victim].stdout:  # (gloo prints its own lines first)
+            if line.strip() == "running":
+                break
+        assert procs[victim].poll() is None, procs[victim].stderr.read()[-2000:]
+        procs[victim].kill()
+        killed = time.monotonic()
+        for i, p in enumerate(procs):
+            if i == victim:
+                continue
+            _, err = p.communicate(timeout=90)
+            took = time.monotonic() - killed
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert p.returncode == job_watch.EXIT_STATUS and len(lines) == 1, (p.returncode, err[-3000:].replace("\n", " | "))
+            gone = f"process 0 of 3 (the coordinator, 127.0.0.1:{port})" if victim == 0 else "process 1 of 3 stopped"
+            assert lines[0].startswith("gan-tpu: error: " + gone) and "--resume" in lines[0], lines[0]
+            assert f"process {i} stops too" in lines[0]
+            assert took < 40, took
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_which_errors_mean_a_process_gone():
+    gloo = ValueError("UNKNOWN: Gloo all-reduce failed: [external/gloo/gloo/transport/tcp/pair.cc:547] "
+                      "Connection closed by peer [127.0.0.1]:23958")
+    assert not job_watch.lost_peer(gloo)  # one process: nothing to lose
+    job_watch._job.update(count=2)
+    try:
+        assert job_watch.lost_peer(gloo)
+        assert job_watch.lost_peer(RuntimeError("UNAVAILABLE: Task 1 heartbeat timeout."))
+        assert not job_watch.lost_peer(ValueError("operands could not be broadcast together"))
+        assert not job_watch.lost_peer(KeyboardInterrupt())
+    finally:
+        job_watch._job.update(count=1)
+    fatal = (b"F1204 22:24:14.886840   18509 client.h:80] Terminating process because the JAX distributed "
+             b"service detected fatal errors. This most likely indicates that another task died")
+    assert job_watch.FATAL.match(fatal) and not job_watch.FATAL.match(b"E1204 22:24:14.88 1 x.cc:1] fine")
+    assert not job_watch.fatal_line(fatal)  # one process: left to the filter's other rules
