@@ -9,9 +9,10 @@ every process's devices.
   as Keras' `initialize` does, with a connect timeout and a heartbeat timeout (Keras' passes
   none: an absent coordinator would hang for 5 minutes, a dead peer stall for 100 s), and
   turns a failure into one line naming the address and the variable to fix.
-* Data: :func:`process_rows` keeps this process's rows of each global batch, so every
-  process decodes and augments only its share and the global batch is the one a single
-  process would make.
+* Data: a domain whose record files divide over the processes is read by file
+  (:func:`process_files`: each process reads only its files); otherwise :func:`process_rows`
+  keeps this process's rows of each global batch, so every process decodes and augments
+  only its share and the global batch is the one a single process would make.
 * One writer, one clock: process 0 writes the run directory; the others run the same code
   on a scratch directory (:func:`local_config`), removed at exit, so every process makes the
   same collective calls in the same order. The budget's clock is process 0's
@@ -284,16 +285,38 @@ def one_clock(clock: Callable[[], float] | None, run_elapsed: Callable[[], float
 # ------------------------------------------------------------------ data
 
 
+def _rows(global_batch: int) -> int:
+    """This process's rows of a global batch."""
+    if global_batch % count():
+        raise UserError(f"train.batch_size: the global batch {global_batch} does not split over "
+                        f"{count()} processes")
+    return global_batch // count()
+
+
+def process_files(files: tuple[str, ...], kind: str) -> tuple[str, ...] | None:
+    """This process's share of a domain's record files (files i::P, for process i of P) when
+    there are P of them, or a multiple of P; None (alone, other files, or a count that does
+    not divide) when the processes split each global batch by rows instead (:func:`process_rows`)."""
+    if count() == 1 or kind != "tfrec" or len(files) % count():
+        return None
+    return tuple(files[index()::count()])
+
+
+def global_position(local_index, global_batch: int):
+    """Where this process's `local_index`-th element of its own files stands in the stream of
+    global batches (process i's rows of each are [i·B/P, (i+1)·B/P)): the position a single
+    process's element would have there, so every element of a step gets its own seed."""
+    rows = _rows(global_batch)
+    return (local_index // rows) * global_batch + index() * rows + local_index % rows
+
+
 def process_rows(ds, global_batch: int):
     """This process's rows of each global batch: of an enumerated stream of (index, ...)
     elements, those whose `index % global_batch` lies in [i·B/P, (i+1)·B/P) for process i of
     P (the rest are dropped before anything is decoded)."""
     if count() == 1:
         return ds
-    if global_batch % count():
-        raise UserError(f"train.batch_size: the global batch {global_batch} does not split over "
-                        f"{count()} processes")
-    rows = global_batch // count()
+    rows = _rows(global_batch)
     lo = index() * rows
 
     def mine(i, *_):

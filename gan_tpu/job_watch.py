@@ -103,7 +103,7 @@ def watch(index: int, count: int, coordinator: str | None, heartbeat_s: int) -> 
                 say_and_exit(_gone_line(gone, reachable=True))
 
     threading.Thread(target=loop, daemon=True, name="gan_tpu-job-watch").start()
-    atexit.register(stop)  # the interpreter's end tears the client down: not a process gone
+    atexit.register(_leave, client)  # before the interpreter's end tears the client down
     from gan_tpu import quiet
 
     quiet.on_native_line(fatal_line)
@@ -146,7 +146,29 @@ def finish() -> None:
     from jax.experimental import multihost_utils
 
     multihost_utils.sync_global_devices("gan_tpu: done")
-    stop()
+    _leave()
+
+
+def _leave(client=None) -> None:
+    """Leave the job in order (also at exit): the others disconnect first, process 0, which
+    runs the coordination service, once they have. With JAX's recoverability no shutdown
+    barrier orders this, and a process still disconnecting from a service gone ends with
+    JAX's fatal error. (The service answers a question about who is alive once every live
+    process it names has asked, or is gone: process 0's answer {0} means all others left.)"""
     import jax
 
+    stop()
+    if _job["index"] == 0 and client is not None:
+        everyone = list(range(_job["count"]))
+
+        def others_left() -> None:
+            try:
+                while set(client.get_live_nodes(everyone)) != {0}:
+                    pass
+            except Exception:  # noqa: BLE001 - nothing more to wait for
+                pass
+
+        waiting = threading.Thread(target=others_left, daemon=True)
+        waiting.start()
+        waiting.join(_job["heartbeat_s"] + 2 * POLL_S)
     jax.distributed.shutdown()

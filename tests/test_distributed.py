@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from gan_tpu import data, distributed, job_watch
+from gan_tpu.pixels import to_float
 from gan_tpu.errors import UserError
 from gan_tpu.sample_data import write_sample_data
 
@@ -269,3 +270,58 @@ def test_which_errors_mean_a_process_gone():
              b"service detected fatal errors. This most likely indicates that another task died")
     assert job_watch.FATAL.match(fatal) and not job_watch.FATAL.match(b"E1204 22:24:14.88 1 x.cc:1] fine")
     assert not job_watch.fatal_line(fatal)  # one process: left to the filter's other rules
+
+
+@pytest.fixture(scope="module")
+def four_files(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("four"))
+    write_sample_data(root, monet=60, photo=1, size=32, seed=3)  # monet: 4 files of 15
+    return data.resolve(root, "monet")
+
+
+def _rows_read(source, process, processes, global_batch, rows):
+    """The first `rows` images process `process` of `processes` decodes (unaugmented), as bytes."""
+    distributed._state.update(index=process, count=processes)
+    try:
+        ds = data.domain_dataset(source, image_size=32, source_size=32, seed=7, augment_images=False,
+                                 global_batch=global_batch)
+        return [image.numpy().tobytes() for image in ds.take(rows)]
+    finally:
+        distributed._state.update(index=0, count=1)
+
+
+def test_enough_files_are_split_by_file_and_every_row_is_read_once_per_epoch(four_files):
+    """4 record files over 2 (or 4) processes: each reads its files (i::P) and, over an epoch
+    (the data once: 60 rows in global batches of 4), the processes' rows together are every
+    row exactly once. 3 processes do not divide 4 files: split by rows."""
+    assert len(four_files.files) == 4 and four_files.count == 60
+    everything = sorted(to_float(image).numpy().tobytes() for image in data.source_images(four_files, 32))
+    assert len(set(everything)) == 60
+    for processes in (2, 4):
+        distributed._state.update(index=1, count=processes)
+        try:
+            assert distributed.process_files(four_files.files, "tfrec") == four_files.files[1::processes]
+        finally:
+            distributed._state.update(index=0, count=1)
+        read = [row for p in range(processes) for row in _rows_read(four_files, p, processes, 4, 60 // processes)]
+        assert sorted(read) == everything
+    distributed._state.update(count=3)
+    try:
+        assert distributed.process_files(four_files.files, "tfrec") is None
+        assert distributed.process_files(four_files.files[:3], "jpg") is None
+    finally:
+        distributed._state.update(count=1)
+
+
+def test_each_row_of_a_file_split_step_has_its_own_seed():
+    """Reading by file, process i's k-th element takes the place (hence the augmentation
+    seed) the single process's element at that place of the global batches would have."""
+    for processes, global_batch in ((2, 4), (4, 4), (2, 6)):
+        places = []
+        for p in range(processes):
+            distributed._state.update(index=p, count=processes)
+            try:
+                places += [int(distributed.global_position(i, global_batch)) for i in range(30 // processes * 2)]
+            finally:
+                distributed._state.update(index=0, count=1)
+        assert sorted(places) == list(range(len(places))), (processes, global_batch)
