@@ -63,6 +63,19 @@ def tpu_pod(env: Mapping[str, str] | None = None) -> bool:
     return "," in env.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def tf_workers(env: Mapping[str, str]) -> int:
+    """How many workers (and chief) `TF_CONFIG` names: 0 when it is not set."""
+    import json
+
+    if not env.get("TF_CONFIG"):
+        return 0
+    try:
+        cluster = json.loads(env["TF_CONFIG"]).get("cluster", {})
+        return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
+    except (ValueError, AttributeError, TypeError):
+        raise UserError(f"TF_CONFIG={env['TF_CONFIG'][:80]!r}: not TensorFlow's JSON cluster spec") from None
+
+
 def requested(processes="auto", env: Mapping[str, str] | None = None) -> dict | None:
     """What to join: {"coordinator", "num_processes", "process_id"} (None values: JAX finds
     them, as on a TPU pod), or None for a single process.
@@ -76,6 +89,11 @@ def requested(processes="auto", env: Mapping[str, str] | None = None) -> dict | 
     if processes == 1:
         return None
     named = [k for k in (ADDRESSES, NUM_PROCESSES, PROCESS_ID) if env.get(k)]
+    if not named and tf_workers(env) > 1:
+        raise UserError(f"TF_CONFIG names {tf_workers(env)} workers, but TensorFlow's multi-worker "
+                        f"training (MultiWorkerMirroredStrategy) is not wired in: run past one host with "
+                        f"the JAX backend and {ADDRESSES}, {NUM_PROCESSES}, {PROCESS_ID} "
+                        f"(docs/multihost.md), or unset TF_CONFIG for one host")
     if not named:
         if processes == "auto" and not tpu_pod(env):
             return None

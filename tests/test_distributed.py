@@ -325,3 +325,27 @@ def test_each_row_of_a_file_split_step_has_its_own_seed():
             finally:
                 distributed._state.update(index=0, count=1)
         assert sorted(places) == list(range(len(places))), (processes, global_batch)
+
+
+def test_tf_config_with_several_workers_is_refused_in_one_line():
+    two = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+                                    "task": {"type": "worker", "index": 0}})}
+    with pytest.raises(UserError, match="TF_CONFIG names 2 workers.*MultiWorkerMirroredStrategy.*"
+                                        + distributed.ADDRESSES):
+        distributed.requested("auto", two)
+    one = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["10.0.0.1:2222"]}, "task": {"index": 0}})}
+    assert distributed.requested("auto", one) is None and distributed.requested(1, two) is None
+    assert distributed.requested("auto", {**two, **JOB})["num_processes"] == 2  # Keras' variables win
+    with pytest.raises(UserError, match="TF_CONFIG="):
+        distributed.requested("auto", {"TF_CONFIG": "{worker"})
+
+
+def test_eval_past_one_process_is_refused_at_start(tmp_path):
+    """[eval] (MiFID during training) runs in one process: asked for past one, one line
+    naming eval.every, before anything joins or trains."""
+    out, _ = _cli(["train", "demo", "--out", str(tmp_path / "run"), "--coordinator", "127.0.0.1:9",
+                   "--num-processes", "2", "--process-id", "1", "--set", 'runtime.backend="jax"',
+                   "--set", "eval.every=1"], {"KERAS_BACKEND": "jax"})
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("gan-tpu: error: eval.every"), out.stderr
+    assert not (tmp_path / "run").exists()
