@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         status = int(args.func(args) or 0)
+        job_watch.finish()  # past one process: wait for every process before leaving the job
     except UserError as err:
         job_watch.stop()
         print(f"gan-tpu: error: {err}", file=sys.stderr)
@@ -76,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gan-tpu: interrupted", file=sys.stderr)
         return 130
-    job_watch.finish()  # past one process: wait for every process before leaving the job
     return status
 
 

@@ -35,7 +35,8 @@ FATAL = re.compile(rb"^F\d{4} .*(?:client\.h:\d+\] Terminating process because t
                    rb"|coordination_service_agent)")
 
 _lock = threading.Lock()
-_job = {"index": 0, "count": 1, "coordinator": None, "heartbeat_s": 0, "stop": None, "scratch": []}
+_job = {"index": 0, "count": 1, "coordinator": None, "heartbeat_s": 0, "stop": None, "scratch": [],
+        "finishing": False}
 
 
 def advice(index: int) -> str:
@@ -91,15 +92,17 @@ def watch(index: int, count: int, coordinator: str | None, heartbeat_s: int) -> 
     stopped, everyone = _job["stop"], list(range(count))
 
     def loop() -> None:
+        failures = 0
         while not stopped.wait(POLL_S):
             try:
-                live = client.get_live_nodes(everyone)
-            except Exception:  # noqa: BLE001 - the coordinator's RPC failed: it is gone
-                if not stopped.is_set():
+                live, failures = client.get_live_nodes(everyone), 0
+            except Exception:  # noqa: BLE001 - the coordinator's RPC failed twice: it is gone
+                failures += 1
+                if failures == 2 and not (stopped.is_set() or _job["finishing"]):
                     say_and_exit(_gone_line([0], reachable=False))
-                return
+                continue
             gone = sorted(set(everyone) - set(live))
-            if gone and not stopped.is_set():
+            if gone and not (stopped.is_set() or _job["finishing"]):  # (at the end, others leave first)
                 say_and_exit(_gone_line(gone, reachable=True))
 
     threading.Thread(target=loop, daemon=True, name="gan_tpu-job-watch").start()
@@ -145,6 +148,7 @@ def finish() -> None:
         return
     from jax.experimental import multihost_utils
 
+    _job["finishing"] = True  # once past the barrier, the others may leave before this one looks
     multihost_utils.sync_global_devices("gan_tpu: done")
     _leave()
 

@@ -247,6 +247,7 @@ def test_a_process_gone_ends_the_others_in_one_line(victim):
             gone = f"process 0 of 3 (the coordinator, 127.0.0.1:{port})" if victim == 0 else "process 1 of 3 stopped"
             assert lines[0].startswith("gan-tpu: error: " + gone) and "--resume" in lines[0], lines[0]
             assert f"process {i} stops too" in lines[0]
+            print(f"process {i} ended {took:.1f} s after process {victim} was killed")
             assert took < 40, took
     finally:
         for p in procs:
