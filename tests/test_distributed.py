@@ -350,3 +350,22 @@ def test_eval_past_one_process_is_refused_at_start(tmp_path):
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("gan-tpu: error: eval.every"), out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_native_log_filter_hands_lines_to_its_handlers():
+    from gan_tpu import quiet
+
+    seen = []
+
+    def handler(line):
+        seen.append(line)
+        return line.startswith(b"F1204")
+
+    quiet.on_native_line(handler)
+    try:
+        handled = quiet.NativeLogFilter._handled
+        assert handled(b"F1204 22:24:14.886840 18509 client.h:80] Terminating process")
+        assert not handled(b"epoch 1/1 step 1/3") and handled(b"I0000 00:00:1.5 1 port.cc:153] oneDNN")
+        assert seen == [b"F1204 22:24:14.886840 18509 client.h:80] Terminating process", b"epoch 1/1 step 1/3"]
+    finally:
+        quiet._handlers.remove(handler)
