@@ -36,7 +36,7 @@ FATAL = re.compile(rb"^F\d{4} .*(?:client\.h:\d+\] Terminating process because t
 
 _lock = threading.Lock()
 _job = {"index": 0, "count": 1, "coordinator": None, "heartbeat_s": 0, "stop": None, "scratch": [],
-        "finishing": False}
+        "finishing": False, "client": None}
 
 
 def advice(index: int) -> str:
@@ -86,7 +86,7 @@ def watch(index: int, count: int, coordinator: str | None, heartbeat_s: int) -> 
 
     client = getattr(jax_distributed.global_state, "client", None)
     _job.update(index=index, count=count, coordinator=coordinator, heartbeat_s=heartbeat_s,
-                stop=threading.Event())
+                stop=threading.Event(), client=client)
     if client is None or not hasattr(client, "get_live_nodes"):
         return
     stopped, everyone = _job["stop"], list(range(count))
@@ -106,7 +106,7 @@ def watch(index: int, count: int, coordinator: str | None, heartbeat_s: int) -> 
                 say_and_exit(_gone_line(gone, reachable=True))
 
     threading.Thread(target=loop, daemon=True, name="gan_tpu-job-watch").start()
-    atexit.register(_leave, client)  # before the interpreter's end tears the client down
+    atexit.register(_leave)  # before the interpreter's end tears the client down
     from gan_tpu import quiet
 
     quiet.on_native_line(fatal_line)
@@ -153,7 +153,7 @@ def finish() -> None:
     _leave()
 
 
-def _leave(client=None) -> None:
+def _leave() -> None:
     """Leave the job in order (also at exit): the others disconnect first, process 0, which
     runs the coordination service, once they have. With JAX's recoverability no shutdown
     barrier orders this, and a process still disconnecting from a service gone ends with
@@ -161,8 +161,11 @@ def _leave(client=None) -> None:
     process it names has asked, or is gone: process 0's answer {0} means all others left.)"""
     import jax
 
+    client, _job["client"] = _job["client"], None
+    if _job["count"] < 2 or client is None:  # alone, or already left
+        return
     stop()
-    if _job["index"] == 0 and client is not None:
+    if _job["index"] == 0:
         everyone = list(range(_job["count"]))
 
         def others_left() -> None:
