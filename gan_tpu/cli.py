@@ -61,14 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from gan_tpu import job_watch
+
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        job_watch.finish()  # past one process: wait for every process before leaving the job
     except UserError as err:
+        job_watch.stop()
         print(f"gan-tpu: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if job_watch.lost_peer(err):  # past one process: another one went (one line, exit 3)
+            job_watch.end_after(err)
+        raise
     except KeyboardInterrupt:
         print("gan-tpu: interrupted", file=sys.stderr)
         return 130
+    return status
 
 
 if __name__ == "__main__":

@@ -296,15 +296,20 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
     Everything random is keyed on `seed` (an int or an int64 tensor), so a stream is the
     same every time it is built with the same seed.
     """
+    seed = tf.cast(seed, tf.int64)
+    share = _process_share(source) if global_batch else None
     # Shuffle the small encoded bytes, not decoded images, and never a buffer larger than
     # the data: a buffer over a repeated small set decodes thousands of images up front.
-    ds = _encoded(source).map(lambda _, jpeg: jpeg)
+    ds = _encoded(share or source).map(lambda _, jpeg: jpeg)
     if cache:
         ds = ds.cache()
-    buffer = min(shuffle_buffer, source.count) if source.count else shuffle_buffer
-    seed = tf.cast(seed, tf.int64)
-    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
-    if global_batch:  # past one process: this process's rows of each global batch
+    count = (share or source).count
+    buffer = min(shuffle_buffer, count) if count else shuffle_buffer
+    shuffle_seed = seed * distributed.count() + distributed.index() if share else seed
+    ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True).repeat().enumerate()
+    if share:  # past one process, reading its own files: the seeds of its rows' places
+        ds = ds.map(lambda i, jpeg: (distributed.global_position(i, global_batch), jpeg))
+    elif global_batch:  # past one process: this process's rows of each global batch
         ds = distributed.process_rows(ds, global_batch)
 
     def prepare(index, jpeg):
@@ -316,6 +321,16 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
         return image
 
     return ds.map(prepare, num_parallel_calls=AUTOTUNE)
+
+
+def _process_share(source: Source) -> Source | None:
+    """Past one process, this process's record files when they divide over the processes
+    (gan_tpu.distributed.process_files); None: every process reads all and keeps its rows."""
+    files = None if source.skip else distributed.process_files(source.files, source.kind)
+    if files is None:
+        return None
+    counts = [count_in_name(f) for f in files]
+    return dataclasses.replace(source, files=files, count=None if None in counts else sum(counts))
 
 
 def unpaired_dataset(monet: Source, photo: Source, *, global_batch: int, image_size: int,

@@ -9,9 +9,10 @@ every process's devices.
   as Keras' `initialize` does, with a connect timeout and a heartbeat timeout (Keras' passes
   none: an absent coordinator would hang for 5 minutes, a dead peer stall for 100 s), and
   turns a failure into one line naming the address and the variable to fix.
-* Data: :func:`process_rows` keeps this process's rows of each global batch, so every
-  process decodes and augments only its share and the global batch is the one a single
-  process would make.
+* Data: a domain whose record files divide over the processes is read by file
+  (:func:`process_files`: each process reads only its files); otherwise :func:`process_rows`
+  keeps this process's rows of each global batch, so every process decodes and augments
+  only its share and the global batch is the one a single process would make.
 * One writer, one clock: process 0 writes the run directory; the others run the same code
   on a scratch directory (:func:`local_config`), removed at exit, so every process makes the
   same collective calls in the same order. The budget's clock is process 0's
@@ -62,6 +63,19 @@ def tpu_pod(env: Mapping[str, str] | None = None) -> bool:
     return "," in env.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def tf_workers(env: Mapping[str, str]) -> int:
+    """How many workers (and chief) `TF_CONFIG` names: 0 when it is not set."""
+    import json
+
+    if not env.get("TF_CONFIG"):
+        return 0
+    try:
+        cluster = json.loads(env["TF_CONFIG"]).get("cluster", {})
+        return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
+    except (ValueError, AttributeError, TypeError):
+        raise UserError(f"TF_CONFIG={env['TF_CONFIG'][:80]!r}: not TensorFlow's JSON cluster spec") from None
+
+
 def requested(processes="auto", env: Mapping[str, str] | None = None) -> dict | None:
     """What to join: {"coordinator", "num_processes", "process_id"} (None values: JAX finds
     them, as on a TPU pod), or None for a single process.
@@ -75,6 +89,11 @@ def requested(processes="auto", env: Mapping[str, str] | None = None) -> dict | 
     if processes == 1:
         return None
     named = [k for k in (ADDRESSES, NUM_PROCESSES, PROCESS_ID) if env.get(k)]
+    if not named and tf_workers(env) > 1:
+        raise UserError(f"TF_CONFIG names {tf_workers(env)} workers, but TensorFlow's multi-worker "
+                        f"training (MultiWorkerMirroredStrategy) is not wired in: run past one host with "
+                        f"the JAX backend and {ADDRESSES}, {NUM_PROCESSES}, {PROCESS_ID} "
+                        f"(docs/multihost.md), or unset TF_CONFIG for one host")
     if not named:
         if processes == "auto" and not tpu_pod(env):
             return None
@@ -145,7 +164,11 @@ def start(cfg: dict) -> int:
 
     import jax
 
+    from gan_tpu import job_watch
+
+    job_watch.prepare()  # a process gone is not fatal to the others: they end in one line
     timeout = timeout_s()
+    heartbeat = max(10, timeout // 4)
     where = job["coordinator"] or "the TPU pod's coordinator"
     message = (f"process {job['process_id']} of {job['num_processes']} could not join the job at {where} "
                f"within {timeout} s; check {ADDRESSES} (the coordinator's host:port, reachable from every "
@@ -158,13 +181,14 @@ def start(cfg: dict) -> int:
     try:
         jax.distributed.initialize(coordinator_address=job["coordinator"], num_processes=job["num_processes"],
                                    process_id=job["process_id"], initialization_timeout=timeout + 60,
-                                   heartbeat_timeout_seconds=max(10, timeout // 4))
+                                   heartbeat_timeout_seconds=heartbeat)
     except Exception as err:  # noqa: BLE001 - XlaRuntimeError, ValueError, RuntimeError
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UserError(f"{message} ({first})") from None
     finally:
         watchdog.cancel()
     _state.update(index=jax.process_index(), count=jax.process_count())
+    job_watch.watch(index(), count(), job["coordinator"], heartbeat)
     return count()
 
 
@@ -189,7 +213,7 @@ def local_config(cfg: dict, resume: bool = False) -> dict:
     theirs = os.path.join(cfg["output"]["dir"], "checkpoints")
     if not is_writer():
         scratch = tempfile.mkdtemp(prefix=f"gan_tpu-process{index()}-")
-        atexit.register(shutil.rmtree, scratch, True)
+        _scratch(scratch)
         cfg = {section: dict(values) if isinstance(values, dict) else values for section, values in cfg.items()}
         cfg["output"]["dir"] = os.path.join(scratch, "run")
     if resume:
@@ -233,8 +257,16 @@ def local_path(path: str) -> str:
     if is_writer():
         return path
     scratch = tempfile.mkdtemp(prefix=f"gan_tpu-process{index()}-")
-    atexit.register(shutil.rmtree, scratch, True)
+    _scratch(scratch)
     return os.path.join(scratch, os.path.basename(path))
+
+
+def _scratch(folder: str) -> None:
+    """A scratch folder, removed at exit (also when the job ends early: gan_tpu.job_watch)."""
+    from gan_tpu import job_watch
+
+    atexit.register(shutil.rmtree, folder, True)
+    job_watch.scratch(folder)
 
 
 # ------------------------------------------------------------------ one clock, one state
@@ -271,16 +303,38 @@ def one_clock(clock: Callable[[], float] | None, run_elapsed: Callable[[], float
 # ------------------------------------------------------------------ data
 
 
+def _rows(global_batch: int) -> int:
+    """This process's rows of a global batch."""
+    if global_batch % count():
+        raise UserError(f"train.batch_size: the global batch {global_batch} does not split over "
+                        f"{count()} processes")
+    return global_batch // count()
+
+
+def process_files(files: tuple[str, ...], kind: str) -> tuple[str, ...] | None:
+    """This process's share of a domain's record files (files i::P, for process i of P) when
+    there are P of them, or a multiple of P; None (alone, other files, or a count that does
+    not divide) when the processes split each global batch by rows instead (:func:`process_rows`)."""
+    if count() == 1 or kind != "tfrec" or len(files) % count():
+        return None
+    return tuple(files[index()::count()])
+
+
+def global_position(local_index, global_batch: int):
+    """Where this process's `local_index`-th element of its own files stands in the stream of
+    global batches (process i's rows of each are [i·B/P, (i+1)·B/P)): the position a single
+    process's element would have there, so every element of a step gets its own seed."""
+    rows = _rows(global_batch)
+    return (local_index // rows) * global_batch + index() * rows + local_index % rows
+
+
 def process_rows(ds, global_batch: int):
     """This process's rows of each global batch: of an enumerated stream of (index, ...)
     elements, those whose `index % global_batch` lies in [i·B/P, (i+1)·B/P) for process i of
     P (the rest are dropped before anything is decoded)."""
     if count() == 1:
         return ds
-    if global_batch % count():
-        raise UserError(f"train.batch_size: the global batch {global_batch} does not split over "
-                        f"{count()} processes")
-    rows = global_batch // count()
+    rows = _rows(global_batch)
     lo = index() * rows
 
     def mine(i, *_):

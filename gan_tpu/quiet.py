@@ -24,6 +24,14 @@ NATIVE = re.compile(rb"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] "
                     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)")
 
 
+_handlers: list = []
+
+
+def on_native_line(handler) -> None:
+    """`handler(line: bytes) -> bool` sees every line not dropped; True: it dealt with the line."""
+    _handlers.append(handler)
+
+
 def is_native_log(line: bytes) -> bool:
     return bool(NATIVE.match(line))
 
@@ -49,9 +57,13 @@ class NativeLogFilter:
             while chunk := pipe.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                self._write(b"".join(line + b"\n" for line in lines if not is_native_log(line)))
+                self._write(b"".join(line + b"\n" for line in lines if not self._handled(line)))
             if not is_native_log(pending):
                 self._write(pending)
+
+    @staticmethod
+    def _handled(line: bytes) -> bool:
+        return is_native_log(line) or any(handler(line) for handler in _handlers)
 
     def _write(self, data: bytes) -> None:
         while data:  # a pipe or terminal may take part of it

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from gan_tpu import data, distributed
+from gan_tpu import data, distributed, job_watch
+from gan_tpu.pixels import to_float
 from gan_tpu.errors import UserError
 from gan_tpu.sample_data import write_sample_data
 
@@ -192,3 +193,179 @@ def test_two_processes_resume_process_zero_checkpoints_and_read_its_clock(tmp_pa
     assert one["files"] == zero["files"] and len(zero["files"]) == 4
     assert not os.path.exists(os.path.dirname(one["dir"]))  # the scratch folder is removed at exit
     assert one["start"] == zero["start"] and one["readings"] == zero["readings"]
+
+
+_LOOP_UNTIL_A_PEER_GOES = r"""
+import os, sys, time
+import numpy as np
+from gan_tpu import distributed, job_watch, quiet
+
+quiet.NativeLogFilter()  # as the CLI installs it: JAX's fatal lines go through job_watch
+distributed.start({"runtime": {"processes": 3}, "eval": {"every": 0}})
+step = 0
+try:
+    while True:  # process 0's clock, read by all: a collective every 20 ms
+        distributed.broadcast(np.float64(step))
+        step += 1
+        if step == 20:
+            print("running", flush=True)
+        time.sleep(0.02)
+except Exception as err:
+    if job_watch.lost_peer(err):
+        job_watch.end_after(err)
+    raise
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0])
+def test_a_process_gone_ends_the_others_in_one_line(victim):
+    """Three processes in a loop of collectives; one is killed (1, or 0: the coordinator).
+    The other two end with exit 3 and one line naming the process gone and --resume, within
+    the heartbeat timeout (10 s) and a few polls: not JAX's fatal error (exit 134, a stack dump)."""
+    port = _free_port()
+    procs = []
+    for i in range(3):
+        env = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "jax", distributed.TIMEOUT: "40",
+               distributed.ADDRESSES: f"127.0.0.1:{port}", distributed.PROCESS_ID: str(i)}
+        procs.append(subprocess.Popen([sys.executable, "-c", _LOOP_UNTIL_A_PEER_GOES], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        for line in procs[victim].stdout:  # (gloo prints its own lines first)
+            if line.strip() == "running":
+                break
+        assert procs[victim].poll() is None, procs[victim].stderr.read()[-2000:]
+        procs[victim].kill()
+        killed = time.monotonic()
+        for i, p in enumerate(procs):
+            if i == victim:
+                continue
+            _, err = p.communicate(timeout=90)
+            took = time.monotonic() - killed
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert p.returncode == job_watch.EXIT_STATUS and len(lines) == 1, (p.returncode, err[-3000:].replace("\n", " | "))
+            gone = f"process 0 of 3 (the coordinator, 127.0.0.1:{port})" if victim == 0 else "process 1 of 3 stopped"
+            assert lines[0].startswith("gan-tpu: error: " + gone) and "--resume" in lines[0], lines[0]
+            assert f"process {i} stops too" in lines[0]
+            print(f"process {i} ended {took:.1f} s after process {victim} was killed")
+            assert took < 40, took
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_which_errors_mean_a_process_gone():
+    gloo = ValueError("UNKNOWN: Gloo all-reduce failed: [external/gloo/gloo/transport/tcp/pair.cc:547] "
+                      "Connection closed by peer [127.0.0.1]:23958")
+    assert not job_watch.lost_peer(gloo)  # one process: nothing to lose
+    job_watch._job.update(count=2)
+    try:
+        assert job_watch.lost_peer(gloo)
+        assert job_watch.lost_peer(RuntimeError("UNAVAILABLE: Task 1 heartbeat timeout."))
+        assert not job_watch.lost_peer(ValueError("operands could not be broadcast together"))
+        assert not job_watch.lost_peer(KeyboardInterrupt())
+    finally:
+        job_watch._job.update(count=1)
+    fatal = (b"F1204 22:24:14.886840   18509 client.h:80] Terminating process because the JAX distributed "
+             b"service detected fatal errors. This most likely indicates that another task died")
+    assert job_watch.FATAL.match(fatal) and not job_watch.FATAL.match(b"E1204 22:24:14.88 1 x.cc:1] fine")
+    assert not job_watch.fatal_line(fatal)  # one process: left to the filter's other rules
+
+
+@pytest.fixture(scope="module")
+def four_files(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("four"))
+    write_sample_data(root, monet=60, photo=1, size=32, seed=3)  # monet: 4 files of 15
+    return data.resolve(root, "monet")
+
+
+def _rows_read(source, process, processes, global_batch, rows):
+    """The first `rows` images process `process` of `processes` decodes (unaugmented), as bytes."""
+    distributed._state.update(index=process, count=processes)
+    try:
+        ds = data.domain_dataset(source, image_size=32, source_size=32, seed=7, augment_images=False,
+                                 global_batch=global_batch)
+        return [image.numpy().tobytes() for image in ds.take(rows)]
+    finally:
+        distributed._state.update(index=0, count=1)
+
+
+def test_enough_files_are_split_by_file_and_every_row_is_read_once_per_epoch(four_files):
+    """4 record files over 2 (or 4) processes: each reads its files (i::P) and, over an epoch
+    (the data once: 60 rows in global batches of 4), the processes' rows together are every
+    row exactly once. 3 processes do not divide 4 files: split by rows."""
+    assert len(four_files.files) == 4 and four_files.count == 60
+    everything = sorted(to_float(image).numpy().tobytes() for image in data.source_images(four_files, 32))
+    assert len(set(everything)) == 60
+    for processes in (2, 4):
+        distributed._state.update(index=1, count=processes)
+        try:
+            assert distributed.process_files(four_files.files, "tfrec") == four_files.files[1::processes]
+        finally:
+            distributed._state.update(index=0, count=1)
+        read = [row for p in range(processes) for row in _rows_read(four_files, p, processes, 4, 60 // processes)]
+        assert sorted(read) == everything
+    distributed._state.update(count=3)
+    try:
+        assert distributed.process_files(four_files.files, "tfrec") is None
+        assert distributed.process_files(four_files.files[:3], "jpg") is None
+    finally:
+        distributed._state.update(count=1)
+
+
+def test_each_row_of_a_file_split_step_has_its_own_seed():
+    """Reading by file, process i's k-th element takes the place (hence the augmentation
+    seed) the single process's element at that place of the global batches would have."""
+    for processes, global_batch in ((2, 4), (4, 4), (2, 6)):
+        places = []
+        for p in range(processes):
+            distributed._state.update(index=p, count=processes)
+            try:
+                places += [int(distributed.global_position(i, global_batch)) for i in range(30 // processes * 2)]
+            finally:
+                distributed._state.update(index=0, count=1)
+        assert sorted(places) == list(range(len(places))), (processes, global_batch)
+
+
+def test_tf_config_with_several_workers_is_refused_in_one_line():
+    two = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+                                    "task": {"type": "worker", "index": 0}})}
+    with pytest.raises(UserError, match="TF_CONFIG names 2 workers.*MultiWorkerMirroredStrategy.*"
+                                        + distributed.ADDRESSES):
+        distributed.requested("auto", two)
+    one = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["10.0.0.1:2222"]}, "task": {"index": 0}})}
+    assert distributed.requested("auto", one) is None and distributed.requested(1, two) is None
+    assert distributed.requested("auto", {**two, **JOB})["num_processes"] == 2  # Keras' variables win
+    with pytest.raises(UserError, match="TF_CONFIG="):
+        distributed.requested("auto", {"TF_CONFIG": "{worker"})
+
+
+def test_eval_past_one_process_is_refused_at_start(tmp_path):
+    """[eval] (MiFID during training) runs in one process: asked for past one, one line
+    naming eval.every, before anything joins or trains."""
+    out, _ = _cli(["train", "demo", "--out", str(tmp_path / "run"), "--coordinator", "127.0.0.1:9",
+                   "--num-processes", "2", "--process-id", "1", "--set", 'runtime.backend="jax"',
+                   "--set", "eval.every=1"], {"KERAS_BACKEND": "jax", distributed.TIMEOUT: "5"})
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("gan-tpu: error: eval.every"), out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_native_log_filter_hands_lines_to_its_handlers():
+    from gan_tpu import quiet
+
+    seen = []
+
+    def handler(line):
+        seen.append(line)
+        return line.startswith(b"F1204")
+
+    quiet.on_native_line(handler)
+    try:
+        handled = quiet.NativeLogFilter._handled
+        assert handled(b"F1204 22:24:14.886840 18509 client.h:80] Terminating process")
+        assert not handled(b"epoch 1/1 step 1/3") and handled(b"I0000 00:00:1.5 1 port.cc:153] oneDNN")
+        assert seen == [b"F1204 22:24:14.886840 18509 client.h:80] Terminating process", b"epoch 1/1 step 1/3"]
+    finally:
+        quiet._handlers.remove(handler)
