@@ -33,15 +33,6 @@ def _each_test_is_a_run():
     mark_run_start()
 
 
-@pytest.fixture(autouse=True)
-def _same_random_state_in_any_order():
-    """Every test starts from one random state (Python, NumPy, TensorFlow, Keras) whatever ran
-    before it, so a model it builds without a seed of its own gets the same weights in any order."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-
-
 # `make test` hands whole files to its two workers as they free up (--dist loadfile: a file's
 # module fixtures, its XLA compiles and CLI runs, are made once), in this order: the files of
 # a minute or more of CPU first (those of 2-3 minutes at the front), so that no long one is
