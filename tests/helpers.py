@@ -83,10 +83,13 @@ def overfit(model, batch, steps: int = 50) -> dict:
     return dict(step=step, before=before, after=after, first=first, history=history, iterations=iterations)
 
 
-def one_eager_step(strategy, build, batch, seed: int = 7):
+REPLICA_SEED = 7  # the models' initial weights in the one- vs two-replica comparisons
+
+
+def one_eager_step(strategy, build, batch, seed: int | None = None):
     """A model from `build()` made under `strategy`, after one eager `fit` step on `batch`
     (the one- vs two-replica comparisons)."""
-    tf.keras.utils.set_random_seed(seed)
+    tf.keras.utils.set_random_seed(REPLICA_SEED if seed is None else seed)
     with strategy.scope():
         model = build()
         model.compile(jit_compile=False, run_eagerly=True)
@@ -94,62 +97,60 @@ def one_eager_step(strategy, build, batch, seed: int = 7):
     return model
 
 
-def adam_step_size(model) -> float:
-    """How far one train step of `model` can move a weight: Adam moves it by at most about lr
-    per update (exactly lr·|g|/(|g| + ε) < lr on the first), so the largest lr × updates per
-    step (a critic's n_critic, DRIT's d_iter, BigGAN's D players) of its optimizers."""
-    return max(float(keras.ops.convert_to_numpy(p.optimizer.learning_rate))
-               * sum(q.steps for q in model.players if q.optimizer is p.optimizer) for p in model.players)
-
-
-def assert_same_after_one_adam_step(one, two, lr: float, rtol: float = 1e-4, atol: float = 1e-6,
-                                    within: float = 0.999) -> None:
-    """Weights after one Adam step taken two ways (one vs two replicas, TF vs JAX) agree.
-
-    `lr` is how far the step can move a weight (`adam_step_size`). Adam's first step moves a
-    weight by lr·g/(|g| + ε), ε = 1e-7, less than lr either way: where |g| is near ε it
-    multiplies summation-order noise (float32 sums on several threads, replicas) by up to lr/ε
-    (seen: 1 weight of 2,304, gradient 7.8e-8 against a median of 0.3, off by 4.5e-5 at lr
-    2e-4), and where g is below that noise its sign can flip, one side moving the weight +lr,
-    the other −lr (seen: 1 weight of 2,304 in UNIT's encoder, 1.86e-4 apart at lr 1e-4). So
-    every weight lies within 2·lr of the other side, and all but 0.1 % of them (`within`) within
-    the tight tolerance a real bug would break.
-    """
-    assert len(one) == len(two), (len(one), len(two))
-    close = total = 0
-    for i, (a, b) in enumerate(zip(one, two)):
-        a, b = np.asarray(a), np.asarray(b)
-        assert a.shape == b.shape, (i, a.shape, b.shape)
-        np.testing.assert_allclose(a, b, rtol=0, atol=2 * lr, err_msg=f"weight {i} moved apart by more than two steps")
-        close += int(np.isclose(a, b, rtol=rtol, atol=atol).sum())
-        total += a.size
-    assert close >= within * total, f"{total - close} of {total} weights differ beyond rtol {rtol}, atol {atol}"
-
-
 def first_moments(model) -> dict[str, np.ndarray]:
     """Each player's Adam first moments m (flattened, in variable order): a running sum of
-    its gradients, so unlike Adam's weight update (about lr·sign(g)) proportional to them."""
+    its gradients, so unlike Adam's weight update (about lr·sign(g)) proportional to them.
+    After one step m = (1 − β1)·g; after a critic's n updates, a weighted sum of its n gradients."""
     out = {}
     for player in model.players:
         opt = player.optimizer
         out[player.name] = np.concatenate(
-            [opt._momentums[opt._get_variable_index(v)].numpy().ravel() for v in player.variables])
+            [np.asarray(opt._momentums[opt._get_variable_index(v)].numpy()).ravel() for v in player.variables])
     return out
 
 
-def gradient_errors(one, two) -> dict[str, float]:
-    """||m_two − m_one|| / ||m_one|| per player of two models (see `first_moments`)."""
-    a, b = first_moments(one), first_moments(two)
-    assert a.keys() == b.keys()
+def moment_errors(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
+    """||b − a|| / ||a|| per player of two `first_moments`: the gradients' relative error
+    (1.0 for a player whose gradients were not applied, or were twice too large)."""
+    assert a.keys() == b.keys(), (a.keys(), b.keys())
     return {k: float(np.linalg.norm(b[k] - a[k]) / np.linalg.norm(a[k])) for k in a}
 
 
-def assert_two_replicas_equal_one(build, batch, weights=trainable_weights):
+def gradient_errors(one, two) -> dict[str, float]:
+    """`moment_errors` of two models (see `first_moments`)."""
+    return moment_errors(first_moments(one), first_moments(two))
+
+
+def assert_gradients_agree(errors: dict[str, float], tolerance: float) -> None:
+    print("relative errors of m:", errors)
+    assert max(errors.values()) < tolerance, f"gradients differ beyond {tolerance}: {errors}"
+
+
+# One vs two replicas, one eager step (REPLICA_SEED 7), the largest relative error of m over
+# a model's players, measured at TF_NUM_INTRAOP_THREADS 1 / 2: CycleGAN 1.9e-6 / 1.9e-6,
+# SN-CycleGAN 1.5e-6 / 1.4e-6, CUT 4.0e-7 / 4.0e-7, BigGAN 3.0e-6 / 2.1e-6, U-GAT-IT light
+# 1.3e-6 / 1.0e-6, StarGAN 6.7e-7 / 3.9e-7, MUNIT 2.0e-6 / 2.0e-6, DRIT++ 1.7e-6 / 1.7e-6,
+# Bayesian CycleGAN 3.2e-6 / 2.9e-6 -> REPLICA_TOLERANCE 1e-4, 31x the largest (UNIT:
+# 5.0e-4 / 5.0e-4, its own bound in tests/test_unit.py).
+# Planted in the TensorFlow trainer, measured once: no division by the replica count (two
+# replicas), every player 1.0 (0.99999-1.002 on CycleGAN, SN-CycleGAN, StarGAN, DRIT++,
+# BigGAN, MUNIT); the last player's gradients applied as zeros (two replicas), 1.0 (its m
+# stays 0); noise from a replica-seeded stream added to the Monet batch (both runs), the
+# worst player 0.24-0.55 on StarGAN, DRIT++, BigGAN, MUNIT. The smallest, 0.24, is 2,400x
+# REPLICA_TOLERANCE. tests/test_replicas.py keeps these faults as tests (on CycleGAN).
+REPLICA_TOLERANCE = 1e-4
+
+
+def assert_two_replicas_equal_one(build, batch, tolerance: float | None = None, one_strategy=None):
     """`build()` after one eager step on `batch` on one replica and on two (the same global
-    batch, half each) ends with the same `weights(model)`, within `adam_step_size`."""
-    one = one_eager_step(tf.distribute.get_strategy(), build, batch)
+    batch, half each) took the same gradients: each player's first moments agree within
+    `tolerance` (relative). Returns both models, for tests that compare their state too."""
+    one = one_eager_step(one_strategy or tf.distribute.get_strategy(), build, batch)
     two = one_eager_step(two_replicas(), build, batch)
-    assert_same_after_one_adam_step(weights(one), weights(two), lr=adam_step_size(one))
+    for a, b in zip(one.players, two.players):
+        assert int(a.optimizer.iterations.numpy()) == int(b.optimizer.iterations.numpy()), a.name
+    assert_gradients_agree(gradient_errors(one, two), REPLICA_TOLERANCE if tolerance is None else tolerance)
+    return one, two
 
 
 def assert_trains_in_mixed_bfloat16(build, bfloat16_layer, images):

@@ -70,7 +70,8 @@ def test_single_process_imports_nothing_new():
             "n = distributed.start({'runtime': {'processes': 'auto'}, 'eval': {'every': 0}}); "
             "print(n, 'jax' in sys.modules, distributed.is_writer())")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERAS_DISTRIBUTION")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "PYTHONPATH": ROOT})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "PYTHONPATH": ROOT},
+                         timeout=300)
     assert out.stdout.split() == ["1", "False", "True"], out.stderr
 
 

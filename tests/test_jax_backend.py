@@ -62,15 +62,18 @@ def cyclegan(seed: int = 5):
     return model
 
 
-def weights(model) -> list[np.ndarray]:
-    return [np.asarray(v.numpy()) for net in model.networks.values() for v in net.trainable_variables]
-
-
 def counter():
     import keras
 
     return keras.Variable(0, dtype="int32", trainable=False, name="epoch")
 
+
+# TF (one device) vs JAX (DataParallel, two devices), one CycleGAN step from one checkpoint,
+# relative error of each player's Adam first moments (tests/helpers.py), measured on 2 loaded
+# cores: generator 2.8e-6, discriminator 1.7e-6 -> 1e-4, 36x. Planted once in the JAX trainer:
+# the loss doubled (the size of a missing division by the replica count) 1.0 / 1.0; the
+# discriminator's update dropped - / 1.0: 10,000x JAX_TOLERANCE.
+JAX_TOLERANCE = 1e-4
 
 EMA_DECAY = 0.5
 
@@ -193,7 +196,9 @@ def _worker(folder: str) -> None:  # runs under KERAS_BACKEND=jax with two host 
     logs = model.fit(tf.data.Dataset.from_tensors((x["monet"], x["photo"])), epochs=1, steps_per_epoch=1,
                      verbose=0).history
     out["step_losses"] = {k: float(v[-1]) for k, v in logs.items()}
-    np.savez(os.path.join(folder, "jax_weights.npz"), *weights(model))
+    from tests.helpers import first_moments
+
+    np.savez(os.path.join(folder, "jax_moments.npz"), **first_moments(model))
     checkpoints.write(os.path.join(folder, "jax-ckpt"), named)
     np.save(os.path.join(folder, "jax_out_after.npy"), np.asarray(model.translator(x["photo"])))
     with open(os.path.join(folder, "results.json"), "w") as fh:
@@ -209,7 +214,7 @@ def jax_run(tmp_path_factory):
     import tensorflow as tf
 
     from gan_tpu import checkpoints
-    from tests.helpers import smooth_images
+    from tests.helpers import first_moments, smooth_images
 
     folder = str(tmp_path_factory.mktemp("jax"))
     model = cyclegan(seed=5)
@@ -248,7 +253,7 @@ def jax_run(tmp_path_factory):
                      os.path.join(folder, "tf.zip"), batch_size=4, allow_any_count=True, progress=False)
     logs = model.fit(tf.data.Dataset.from_tensors((monet, photo)), epochs=1, steps_per_epoch=1, verbose=0).history
     tf_side["step_losses"] = {k: float(v[-1]) for k, v in logs.items()}
-    tf_side["weights"] = weights(model)
+    tf_side["moments"] = first_moments(model)
     return folder, results, tf_side
 
 
@@ -278,20 +283,18 @@ def test_ema_weights_on_jax_follow_the_numpy_recurrence(jax_run):
 
 
 def test_one_cyclegan_step_is_the_same_on_jax_and_tensorflow(jax_run):
-    from tests.helpers import assert_same_after_one_adam_step
+    from tests.helpers import assert_gradients_agree, moment_errors
 
     folder, results, tf_side = jax_run
     assert results["step_losses"].keys() == tf_side["step_losses"].keys()
     for name, value in tf_side["step_losses"].items():
         assert results["step_losses"][name] == pytest.approx(value, rel=1e-4), name
-    jax_weights = np.load(os.path.join(folder, "jax_weights.npz"))
-    assert len(jax_weights.files) == len(tf_side["weights"])
-    # JAX computes the transposed convs as per-phase stride-1 convs (layers.PhaseConv2DTranspose),
-    # TF with its own kernels: other summation orders, so more near-zero gradients amplified by
-    # Adam's first step (measured on 2 cores: 46 of 40,760 weights, 0.11 %, beyond the tight
-    # tolerance, every one within 2·lr); 0.5 % leaves 4x that, and a real bug moves most weights.
-    assert_same_after_one_adam_step([jax_weights[f"arr_{i}"] for i in range(len(jax_weights.files))],
-                                    tf_side["weights"], lr=2e-4, within=0.995)
+    with np.load(os.path.join(folder, "jax_moments.npz")) as arrays:
+        jax_moments = {k: arrays[k] for k in arrays.files}
+    # Each player's Adam first moments, (1 - beta1) x its gradient (tests/helpers.py): JAX
+    # computes the transposed convs as per-phase stride-1 convs (layers.PhaseConv2DTranspose),
+    # TF with its own kernels, on two devices against one (JAX_TOLERANCE: the measured noise).
+    assert_gradients_agree(moment_errors(tf_side["moments"], jax_moments), JAX_TOLERANCE)
 
 
 def test_checkpoints_move_between_backends_with_the_same_generator_outputs(jax_run):

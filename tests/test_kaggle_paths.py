@@ -197,7 +197,7 @@ def test_the_notebooks_install_the_wheel_from_either_layout(tmp_path):
     for layout in LAYOUTS:
         root, _ = kaggle_tree(tmp_path / layout, layout)
         code = f"import glob, os\nINPUT = {str(root / 'input')!r}\n{body}\nprint(wheels[-1])"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert out.stdout.strip() == str(root / "input" / WHEEL_DIRS[layout] / "gan_tpu-0.1.0-py3-none-any.whl")
 
 
@@ -224,7 +224,8 @@ def test_the_notebooks_evaluate_only_with_an_attached_inception(tmp_path, kernel
                TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     for key in ("KERAS_BACKEND", "GAN_TPU_WORKING", "GAN_TPU_SCRATCH"):
         env.pop(key, None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     runs = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("[")]
     (data_off, none, run_dir, off), (_, found, _, on) = runs

@@ -1,5 +1,5 @@
 """The package's shape: no import cycle among gan_tpu's modules (imports at module level and
-inside functions alike), and no module over MAX_LINES lines."""
+inside functions alike), no module over MAX_LINES lines; every subprocess the tests start has a timeout."""
 import ast
 import pathlib
 
@@ -90,3 +90,28 @@ def test_the_trainer_knows_neither_the_translator_nor_the_submission_writer():
 def test_no_module_is_over_max_lines():
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines (split them): {long}"
+
+
+def untimed_subprocesses(source: str) -> list[int]:
+    """Lines of `source` that start a subprocess which could hang the suite: subprocess.run,
+    call, check_call or check_output without `timeout=`; Popen in a file that never waits
+    on a process with a timeout (`.wait(timeout=` or `.communicate(timeout=`)."""
+    waits = ".wait(timeout=" in source or ".communicate(timeout=" in source
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "subprocess"):
+            timed = any(k.arg == "timeout" for k in node.keywords)
+            if (node.func.attr in ("run", "call", "check_call", "check_output") and not timed
+                    or node.func.attr == "Popen" and not waits):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_every_subprocess_the_tests_start_has_a_timeout():
+    assert untimed_subprocesses("import subprocess\nsubprocess.run(['x'])\nsubprocess.run(['x'], timeout=5)\n") == [2]
+    assert untimed_subprocesses("import subprocess\np = subprocess.Popen(['x'])\n") == [2]
+    assert untimed_subprocesses("import subprocess\np = subprocess.Popen(['x'])\np.wait(timeout=9)\n") == []
+    found = {path.name: lines for path in sorted((ROOT / "tests").glob("*.py"))
+             if (lines := untimed_subprocesses(path.read_text()))}
+    assert not found, f"subprocesses without a timeout (file: lines): {found}"
