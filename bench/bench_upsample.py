@@ -1,6 +1,8 @@
 """Upsampling modes side by side: the CycleGAN train step's compiled FLOPs and time per mode
 ("transpose", "resize" as today's `PhaseResizeConv2D`, "resize_old": nearest x2 + 3x3 conv at
-full size as before it, "antialias"), on TensorFlow + XLA and JAX, at each --size.
+full size as before it, "resize_phases": `PhaseResizeConv2D` as four phase convs on both
+backends, as before TensorFlow ran it as one transposed conv, "antialias"), on TensorFlow +
+XLA and JAX, at each --size.
 
     taskset -c 0 python bench/bench_upsample.py --size 64 --size 128 --set ngf=32 --set ndf=32
 
@@ -18,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-MODES = ("transpose", "resize_old", "resize", "antialias")
+MODES = ("transpose", "resize_old", "resize_phases", "resize", "antialias")
 
 
 def old_resize_conv(x, filters, *, name, reflect=False, use_bias=False, kernel_initializer=None):

@@ -275,6 +275,9 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
 # Nearest x2 then a 3x3 tap row d in {-1, 0, +1}: output row 2m + a reads source row
 # m + floor((a + d) / 2), so phase a's 2 taps (source rows m - 1 + a, m + a) sum these 3x3 rows.
 _RESIZE_TAP_SUMS = ((((0,), (1, 2)), ((0, 1), (2,))))
+# The same as one 4x4 stride-2 transposed conv ("same": output 2m + t - 1 reads source m):
+# its tap t sums these 3x3 rows (the phase kernels above, interleaved and flipped).
+_RESIZE_TRANSPOSED_TAP_SUMS = ((2,), (1, 2), (0, 1), (0,))
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -289,7 +292,17 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     the convs, as in `PhaseConv2DTranspose`); its reflection by one pixel repeats the
     input's edge. The weights are a `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in,
     out), bias), so checkpoints of the UpSampling2D + Conv2D form load unchanged.
+
+    With zero padding on TensorFlow the four phases run as one 4x4 stride-2 transposed conv
+    (its taps sums of the 3x3's, `_RESIZE_TRANSPOSED_TAP_SUMS`): the same multiply-adds, but
+    TensorFlow's gradients of it skip the border's zeros where the phase convs' gradients
+    compute over their padded windows (1.12x the "transpose" CycleGAN step's FLOPs on
+    TF-XLA at 64 px, see bench/hlo_conv_flops.py). On JAX the phases stay (`lax.conv_transpose`'s
+    kernel gradient is slow on XLA:CPU, `PhaseConv2DTranspose`). `transposed` (a class
+    attribute, not saved) forces either lowering.
     """
+
+    transposed: bool | None = None
 
     def __init__(self, filters, kernel_size=3, *, reflect: bool = False, **kwargs):
         kwargs.pop("padding", None)
@@ -318,8 +331,19 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
 
         return [kernel for rows in phases(value, 0) for kernel in phases(rows, 1)]
 
+    def _transposed_kernel(self):
+        """The equal 4x4 stride-2 transposed conv's kernel, (4, 4, out, in)."""
+        def taps(k, axis):
+            tap = [k[(slice(None),) * axis + (i,)] for i in range(3)]
+            return ops.stack([sum(tap[i] for i in t) for t in _RESIZE_TRANSPOSED_TAP_SUMS], axis=axis)
+
+        return ops.transpose(taps(taps(self.kernel, 0), 1), (0, 1, 3, 2))
+
     def call(self, inputs):
         h, w = inputs.shape[1], inputs.shape[2]
+        transposed = keras.backend.backend() == "tensorflow" if self.transposed is None else self.transposed
+        if transposed and not self.reflect:
+            return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
         if h is None or w is None:  # a dynamic size: upsample, then the 3x3 conv itself
             x = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
             if self.reflect:
