@@ -275,9 +275,6 @@ class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
 # Nearest x2 then a 3x3 tap row d in {-1, 0, +1}: output row 2m + a reads source row
 # m + floor((a + d) / 2), so phase a's 2 taps (source rows m - 1 + a, m + a) sum these 3x3 rows.
 _RESIZE_TAP_SUMS = ((((0,), (1, 2)), ((0, 1), (2,))))
-# The same as one 4x4 stride-2 transposed conv ("same": output 2m + t - 1 reads source m):
-# its tap t sums these 3x3 rows (the phase kernels above, interleaved and flipped).
-_RESIZE_TRANSPOSED_TAP_SUMS = ((2,), (1, 2), (0, 1), (0,))
 
 
 @keras.saving.register_keras_serializable(package="gan_tpu")
@@ -294,7 +291,8 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     out), bias), so checkpoints of the UpSampling2D + Conv2D form load unchanged.
 
     With zero padding on TensorFlow the four phases run as one 4x4 stride-2 transposed conv
-    (its taps sums of the 3x3's, `_RESIZE_TRANSPOSED_TAP_SUMS`): the same multiply-adds, but
+    (output 2m + t - 1 reads source m with tap t, the sum of the 3x3's rows
+    (2,), (1, 2), (0, 1), (0,): the phase kernels interleaved and flipped): the same multiply-adds, but
     TensorFlow's gradients of it skip the border's zeros where the phase convs' gradients
     compute over their padded windows (1.12x the "transpose" CycleGAN step's FLOPs on
     TF-XLA at 64 px, see bench/hlo_conv_flops.py). On JAX the phases stay (`lax.conv_transpose`'s
@@ -332,10 +330,13 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
         return [kernel for rows in phases(value, 0) for kernel in phases(rows, 1)]
 
     def _transposed_kernel(self):
-        """The equal 4x4 stride-2 transposed conv's kernel, (4, 4, out, in)."""
+        """The equal 4x4 stride-2 transposed conv's kernel, (4, 4, out, in): per axis taps
+        (k2, k1 + k2, k0 + k1, k0), the flip of the kernel padded before plus padded after.
+        (As sums of slices, XLA counts 77 FLOPs per (in, out) pair for it and its gradient;
+        this way 49.)"""
         def taps(k, axis):
-            tap = [k[(slice(None),) * axis + (i,)] for i in range(3)]
-            return ops.stack([sum(tap[i] for i in t) for t in _RESIZE_TRANSPOSED_TAP_SUMS], axis=axis)
+            pad = lambda lo, hi: [[lo, hi] if a == axis else [0, 0] for a in range(4)]  # noqa: E731
+            return ops.flip(ops.pad(k, pad(1, 0)) + ops.pad(k, pad(0, 1)), axis)
 
         return ops.transpose(taps(taps(self.kernel, 0), 1), (0, 1, 3, 2))
 
