@@ -103,6 +103,9 @@ def module_flops(text: str) -> float:
 def step_hlo(mode: str, size: int, sets: list[str]) -> str:
     from bench_backends import Worker
 
+    from gan_tpu.layers import PhaseResizeConv2D
+
+    PhaseResizeConv2D.transposed = None  # a "resize_phases" worker before sets it False
     args = argparse.Namespace(model="cyclegan", size=size, batch=1, set=[*sets, f"upsample={mode}"])
     worker = Worker("", args)
     if worker.jax:
