@@ -331,14 +331,15 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
 
     def _transposed_kernel(self):
         """The equal 4x4 stride-2 transposed conv's kernel, (4, 4, out, in): per axis taps
-        (k2, k1 + k2, k0 + k1, k0), the flip of the kernel padded before plus padded after.
-        (As sums of slices, XLA counts 77 FLOPs per (in, out) pair for it and its gradient;
-        this way 49.)"""
-        def taps(k, axis):
+        (k2, k1 + k2, k0 + k1, k0), the flipped 3x3 padded before plus padded after.
+        Transposed and flipped while 3x3, then padded and added: XLA counts 49 FLOPs per
+        (in, out) pair for it and its gradient (77 as sums of slices), and at batch 1 the
+        passes over these kernels, larger than the deep blocks' activations, are step time."""
+        k = ops.flip(ops.flip(ops.transpose(self.kernel, (0, 1, 3, 2)), 0), 1)
+        for axis in (0, 1):
             pad = lambda lo, hi: [[lo, hi] if a == axis else [0, 0] for a in range(4)]  # noqa: E731
-            return ops.flip(ops.pad(k, pad(1, 0)) + ops.pad(k, pad(0, 1)), axis)
-
-        return ops.transpose(taps(taps(self.kernel, 0), 1), (0, 1, 3, 2))
+            k = ops.pad(k, pad(1, 0)) + ops.pad(k, pad(0, 1))
+        return k
 
     def call(self, inputs):
         h, w = inputs.shape[1], inputs.shape[2]
