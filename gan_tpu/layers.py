@@ -297,7 +297,8 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     compute over their padded windows (1.12x the "transpose" CycleGAN step's FLOPs on
     TF-XLA at 64 px, see bench/hlo_conv_flops.py). On JAX the phases stay (`lax.conv_transpose`'s
     kernel gradient is slow on XLA:CPU, `PhaseConv2DTranspose`). `transposed` (a class
-    attribute, not saved) forces either lowering.
+    attribute, not saved) forces either lowering. (On XLA:CPU at batch 1 the transposed
+    lowering's step time is 2.4x the "transpose" step's; BENCHMARKS.md.)
     """
 
     transposed: bool | None = None
