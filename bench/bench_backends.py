@@ -120,6 +120,11 @@ class Worker:
 
             use_old_resize()
             self.options["upsample"] = "resize"
+        if self.options.get("upsample") == "resize_phases":  # four phase convs on TensorFlow too, as before
+            from gan_tpu.layers import PhaseResizeConv2D
+
+            PhaseResizeConv2D.transposed = False
+            self.options["upsample"] = "resize"
         keras.utils.set_random_seed(0)
         self.model = models.build(args.model, image_size=args.size, **self.options)
         self.model.compile(jit_compile=True)

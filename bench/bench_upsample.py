@@ -1,6 +1,8 @@
 """Upsampling modes side by side: the CycleGAN train step's compiled FLOPs and time per mode
 ("transpose", "resize" as today's `PhaseResizeConv2D`, "resize_old": nearest x2 + 3x3 conv at
-full size as before it, "antialias"), on TensorFlow + XLA and JAX, at each --size.
+full size as before it, "resize_phases": `PhaseResizeConv2D` as four phase convs on both
+backends, as before TensorFlow ran it as one transposed conv, "antialias"), on TensorFlow +
+XLA and JAX, at each --size.
 
     taskset -c 0 python bench/bench_upsample.py --size 64 --size 128 --set ngf=32 --set ndf=32
 
@@ -18,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-MODES = ("transpose", "resize_old", "resize", "antialias")
+MODES = ("transpose", "resize_old", "resize_phases", "resize", "antialias")
 
 
 def old_resize_conv(x, filters, *, name, reflect=False, use_bias=False, kernel_initializer=None):
@@ -56,23 +58,26 @@ def run(args, size: int) -> dict:
 
     workers = {}
     for mode in args.mode:
-        for v in VARIANTS:
+        for v in args.backend or VARIANTS:
             argv = ["--model", args.model, "--size", str(size), "--batch", str(args.batch), "--gen-count", "0",
                     *[f"--set={s}" for s in args.set], f"--set=upsample={mode}"]
             workers[mode, v] = Remote(v, argv)
     try:
         load_before = os.getloadavg()
         setup = {key: w("setup") for key, w in workers.items()}
-        jax_worker = next(w for (_, v), w in workers.items() if v == "jax")
-        for key in workers:
+        jax_worker = next((w for (_, v), w in workers.items() if v == "jax"), None)
+        if jax_worker is None:  # only to run XLA's cost analysis on TensorFlow's HLO
+            jax_worker = workers["cost", "jax"] = Remote("jax", ["--size", "32", "--set", "ngf=4", "--set", "ndf=4"])
+        for key in setup:
             setup[key]["flops"] = _compiled_flops(setup[key], jax_worker)
             setup[key].pop("hlo", None)
-        times = {key: [] for key in workers}
+        times = {key: [] for key in setup}
         for _ in range(args.steps):
-            for key, w in workers.items():
+            for key in setup:
+                w = workers[key]
                 times[key].append(w("step")["s"])
         rows = {f"{mode} {v}": {**setup[mode, v], "runs_s": times[mode, v], "median_s": statistics.median(times[mode, v])}
-                for mode, v in workers}
+                for mode, v in setup}
         return {"size": size, "set": args.set, "model": args.model, "load_before": load_before,
                 "load_after": os.getloadavg(), "rows": rows}
     finally:
@@ -105,6 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=7)
     p.add_argument("--mode", action="append", choices=MODES)
     p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE")
+    p.add_argument("--backend", action="append", choices=("tensorflow-xla", "jax"), help="default: both")
     p.add_argument("--json")
     args = p.parse_args(argv)
     args.mode = args.mode or list(MODES)

@@ -293,7 +293,17 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     the convs, as in `PhaseConv2DTranspose`); its reflection by one pixel repeats the
     input's edge. The weights are a `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in,
     out), bias), so checkpoints of the UpSampling2D + Conv2D form load unchanged.
+
+    `transposed = True` (a class attribute, not saved) runs zero padding instead as one 4x4
+    stride-2 transposed conv (output 2m + t - 1 reads source m with tap t, the sum of the
+    3x3's rows (2,), (1, 2), (0, 1), (0,): the phase kernels interleaved and flipped): the
+    same multiply-adds, and on TF-XLA the "transpose" step's FLOPs, where the phase convs'
+    gradients compute over their padded windows (1.12x at 64 px, bench/hlo_conv_flops.py);
+    but on XLA:CPU that step took 2.4-3.3x the "transpose" step's time, the phase form 0.99x
+    (BENCHMARKS.md), so the phases are the default on both backends.
     """
+
+    transposed: bool = False
 
     def __init__(self, filters, kernel_size=3, *, reflect: bool = False, **kwargs):
         kwargs.pop("padding", None)
@@ -322,8 +332,22 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
 
         return [kernel for rows in phases(value, 0) for kernel in phases(rows, 1)]
 
+    def _transposed_kernel(self):
+        """The equal 4x4 stride-2 transposed conv's kernel, (4, 4, out, in): per axis taps
+        (k2, k1 + k2, k0 + k1, k0), the flipped 3x3 padded before plus padded after.
+        Transposed and flipped while 3x3, then padded and added: XLA counts 49 FLOPs per
+        (in, out) pair for it and its gradient (77 as sums of slices), and at batch 1 the
+        passes over these kernels, larger than the deep blocks' activations, are step time."""
+        k = ops.flip(ops.flip(ops.transpose(self.kernel, (0, 1, 3, 2)), 0), 1)
+        for axis in (0, 1):
+            pad = lambda lo, hi: [[lo, hi] if a == axis else [0, 0] for a in range(4)]  # noqa: E731
+            k = ops.pad(k, pad(1, 0)) + ops.pad(k, pad(0, 1))
+        return k
+
     def call(self, inputs):
         h, w = inputs.shape[1], inputs.shape[2]
+        if self.transposed and not self.reflect:
+            return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
         if h is None or w is None:  # a dynamic size: upsample, then the 3x3 conv itself
             x = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
             if self.reflect:

@@ -6,6 +6,7 @@ XLA's FLOP count, and a generator saved as .keras with the old layers.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -52,9 +53,13 @@ def _values_and_gradients(net, x, weights, jit):
     return [t.numpy() for t in (tf.function(run, jit_compile=True) if jit else run)(x)]
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["phases", "transposed"])
 @pytest.mark.parametrize("reflect", [False, True], ids=["zeros", "reflect"])
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
-def test_values_and_gradients_equal_upsampling_then_conv_on_tensorflow(reflect, jit):
+def test_values_and_gradients_equal_upsampling_then_conv_on_tensorflow(reflect, jit, transposed, monkeypatch):
+    """Both lowerings: the default four phase convs, and one transposed conv (`transposed`,
+    zero padding only; with reflection the phases run either way)."""
+    monkeypatch.setattr(gl.PhaseResizeConv2D, "transposed", transposed)
     for shape in SHAPES:
         old, new = pair(shape, reflect)
         x = tf.constant(np.random.default_rng(1).normal(size=shape).astype(np.float32))
@@ -65,6 +70,36 @@ def test_values_and_gradients_equal_upsampling_then_conv_on_tensorflow(reflect, 
         assert got[0].shape == want[0].shape == (n, 2 * h, 2 * w, 4)
         for a, b in zip(got, want):  # float32 sums of at most 9 * 3 (kernel grad: 4 * 64) terms, reordered
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5, err_msg=str(shape))
+
+
+def _convolutions(net, x, weights):
+    """(output shape, window) of every convolution in the XLA-optimized HLO of the layer's
+    values and gradients, sorted."""
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = net(x)
+            loss = tf.reduce_sum(y * weights)
+        return y, tape.gradient(loss, [x, *net.trainable_variables])
+    hlo = tf.function(run, jit_compile=True).experimental_get_compiler_ir(x)(stage="optimized_hlo")
+    return sorted(re.findall(r"= (f32\[[\d,]*\])\S* convolution\(.*?window=\{([^}]*)\}", hlo))
+
+
+def test_the_transposed_lowering_compiles_to_a_4x4_stride2_transposed_convs_convolutions(monkeypatch):
+    """Forward, input and kernel gradient: with `transposed`, the convolutions (shapes,
+    windows) XLA runs for a 4x4 stride-2 transposed conv, so its FLOPs; no phase convs over
+    padded windows. By default, the four phase convs."""
+    shape = (1, 4, 6, 8)
+    x = tf.constant(np.random.default_rng(1).normal(size=shape).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(2).normal(size=(1, 8, 12, 16)).astype(np.float32))
+    _, new = pair(shape, False, use_bias=False, filters=16)
+    transpose = keras.layers.Conv2DTranspose(16, 4, strides=2, padding="same", use_bias=False)
+    transpose.build(shape)
+    want = _convolutions(transpose, x, weights)
+    assert len(want) == 3 and any("lhs_dilate=2x2" in w for _, w in want), want
+    assert len(_convolutions(new, x, weights)) == 12  # 4 phases x (forward, input and kernel gradients)
+    monkeypatch.setattr(gl.PhaseResizeConv2D, "transposed", True)
+    assert _convolutions(new, x, weights) == want
 
 
 def test_dynamic_sizes_fall_back_to_the_upsampled_conv_with_the_same_outputs():
@@ -128,7 +163,8 @@ def flops(fn, *args):
     return float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
 out = {"backend": keras.backend.backend(), "worst": 0.0, "flops": {}}
-for reflect in (False, True):
+for reflect, transposed in ((False, False), (True, False), (False, True)):  # phases; one transposed conv
+    gl.PhaseResizeConv2D.transposed = transposed
     for shape in SHAPES:
         old, new = pair(shape, reflect)
         x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
@@ -147,6 +183,7 @@ for reflect in (False, True):
         for a, b in zip(*results):
             assert a.shape == b.shape, (a.shape, b.shape)
             out["worst"] = max(out["worst"], float(np.max(np.abs(a - b) / (2e-5 + 1e-5 * np.abs(b)))))
+gl.PhaseResizeConv2D.transposed = False
 for reflect in (False, True):
     old, new = pair((1, 8, 8, 8), reflect, use_bias=False, filters=16)
     x = np.random.default_rng(3).normal(size=(1, 8, 8, 8)).astype(np.float32)
@@ -159,7 +196,7 @@ print(json.dumps(out))
 
 def test_values_gradients_and_flops_on_jax():
     """Under jax.jit, values and gradients within float32 rounding of UpSampling2D + Conv2D
-    (worst error / tolerance < 1), and XLA counts about half its FLOPs: 4/9 of the taps,
+    (worst error / tolerance < 1; the phase convs, and the transposed lowering), and XLA counts about half its FLOPs: 4/9 of the taps,
     plus the elementwise work of padding and interleaving (measured 0.45 with zero padding,
     0.51 with reflection, against 0.92 and 1.0 for the old form)."""
     pytest.importorskip("jax")
