@@ -227,7 +227,8 @@ def jax_run(tmp_path_factory):
     np.savez(os.path.join(folder, "inputs.npz"), **inputs)
 
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": "",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+           "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2",  # conftest's too
+           "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-m", "tests.test_jax_backend", folder], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

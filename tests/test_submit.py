@@ -25,7 +25,7 @@ FILE_COMP = ["--competition", "file-comp"]
 
 
 @pytest.fixture(scope="module")
-def valid_zip(tmp_path_factory):
+def valid_zip(tmp_path_factory, zip_validated_once):  # its copies validated once per file (conftest)
     return valid_submission_zip(tmp_path_factory.mktemp("sub") / "images.zip")
 
 

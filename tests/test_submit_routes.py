@@ -111,7 +111,7 @@ class FakeKaggleApi:
 
 
 @pytest.fixture(scope="module")
-def good_zip(tmp_path_factory):
+def good_zip(tmp_path_factory, zip_validated_once):  # its copies validated once per file (conftest)
     return valid_submission_zip(tmp_path_factory.mktemp("good") / "images.zip")
 
 
