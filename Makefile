@@ -26,8 +26,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
 
 # The tests marked slow (docs/development.md): worth running, too slow for `make test`.
+# XLA's CPU code at full optimisation here: these tests step many times (make test compiles
+# at level 0, tests/conftest.py, where compiling is most of the cost).
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m slow $(PYTEST_ARGS)
+	XLA_FLAGS="$$XLA_FLAGS --xla_backend_optimization_level=3" $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m slow $(PYTEST_ARGS)
 
 # The support matrix (README): one venv per row under .compat/, gan_tpu from its wheel as
 # users install it; ROWS="kaggle-tpu gpu-tf219 floor" (the default) picks rows.

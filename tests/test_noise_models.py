@@ -199,6 +199,7 @@ def test_each_pipeline_trains_from_the_cli_and_its_generator_reloads(name, sampl
     np.testing.assert_array_equal(run.model.sample(0, 2).numpy(), generator(inputs, training=False).numpy())
 
 
+@pytest.mark.slow  # 44 s of a quiet 2-core make test; the fast tier validates 7,000 members in test_validate
 def test_generate_7000_samples_from_a_dcgan_run_writes_a_valid_zip(dcgan_run, tmp_path, capsys, zip_validated_once):
     out = str(tmp_path / "images.zip")
     assert cli.main(["generate", "--run", dcgan_run, "--count", "7000", "--out", out, "--no-progress",
