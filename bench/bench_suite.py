@@ -424,11 +424,16 @@ _SECTION = re.compile(r"<!-- bench:([\w@.\-]+) -->\n.*?<!-- /bench:\1 -->", re.S
 
 
 def merge(existing: str, sections: dict[str, str]) -> str:
-    """BENCHMARKS.md with `sections` replaced (or added in SECTIONS order), all others kept."""
-    kept = {m.group(1): m.group(0) for m in _SECTION.finditer(existing or "")}
-    kept.update(sections)
-    order = [s for s in SECTIONS if s in kept] + sorted(k for k in kept if k not in SECTIONS)
-    return HEADER + "\n" + "\n\n".join(kept[k] for k in order) + "\n"
+    """BENCHMARKS.md with `sections` replaced where they are; new ones appended (in SECTIONS
+    order); everything else, marked or not (prose, hand-written tables), kept as it is."""
+    if not (existing or "").strip():
+        order = [s for s in SECTIONS if s in sections] + sorted(k for k in sections if k not in SECTIONS)
+        return HEADER + "\n" + "\n\n".join(sections[k] for k in order) + "\n"
+    present = {m.group(1) for m in _SECTION.finditer(existing)}
+    text = _SECTION.sub(lambda m: sections.get(m.group(1), m.group(0)), existing)
+    new = [s for s in SECTIONS if s in sections and s not in present]
+    new += sorted(k for k in sections if k not in SECTIONS and k not in present)
+    return text.rstrip("\n") + "".join(f"\n\n{sections[k]}" for k in new) + "\n"
 
 
 def main(argv=None) -> int:

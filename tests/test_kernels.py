@@ -241,6 +241,10 @@ def test_benchmark_sections_are_regenerated_alone():
     again = dict(m.group(1, 0) for m in bench_suite._SECTION.finditer(merged))
     assert again["score"] == fresh and again["train_step@h100"] == foreign
     assert all(again[k] == sections[k] for k in sections if k != "score")
+    # text outside the markers (hand-written sections, notes) stays where it was
+    assert merged.replace(fresh, sections["score"]) == existing + "\n" + foreign + "\n"
+    added = bench_suite.render("not-yet-there", ["| c |"], "python y.py", 1.0, "test machine")
+    assert bench_suite.merge(existing, {"not-yet-there": added}) == existing.rstrip("\n") + "\n\n" + added + "\n"
     lines = bench_suite.generate_table(
         "300 photos, 2 CPUs, medians of 3\n"
         "demo  starter                   : process 66.0 s (1.00x the starter's), generate+zip 42.6 s (7.04 img/s)\n"
