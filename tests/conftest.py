@@ -38,7 +38,6 @@ def _each_test_is_a_run():
     mark_run_start()
 
 
-
 @pytest.fixture(scope="module")
 def zip_validated_once():
     """Within a file, zip bytes validated once are not decoded again: `validate_zip`'s report is
