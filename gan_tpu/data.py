@@ -304,9 +304,9 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
     if cache:
         ds = ds.cache()
     count = (share or source).count
-    buffer = min(shuffle_buffer, count) if count else shuffle_buffer
+    block = min(shuffle_buffer, count) if count else shuffle_buffer
     shuffle_seed = seed * distributed.count() + distributed.index() if share else seed
-    ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True).repeat().enumerate()
+    ds = shuffled_blocks(ds, block, shuffle_seed).enumerate()
     if share:  # past one process, reading its own files: the seeds of its rows' places
         ds = ds.map(lambda i, jpeg: (distributed.global_position(i, global_batch), jpeg))
     elif global_batch:  # past one process: this process's rows of each global batch
@@ -321,6 +321,23 @@ def domain_dataset(source: Source, *, image_size: int, seed, source_size: int = 
         return image
 
     return ds.map(prepare, num_parallel_calls=AUTOTUNE)
+
+
+def shuffled_blocks(ds: tf.data.Dataset, block: int, seed) -> tf.data.Dataset:
+    """`ds` repeated endlessly, each pass cut into blocks of `block` elements, each block
+    permuted by a stateless shuffle keyed on (seed, block number) alone.
+
+    Every pass holds each element once, and the order is the same on every process and
+    whatever TensorFlow's global seed is (`Dataset.shuffle` mixes that seed into its own, and
+    with a tensor seed and a global seed of 0 it cannot be traced inside `flat_map`).
+    """
+    seed = tf.cast(seed, tf.int64)
+
+    def permute(number, elements):  # second key word < 0: never one of augment's (seed, index)
+        return tf.random.experimental.stateless_shuffle(elements, tf.stack([seed, -1 - number]))
+
+    blocks = ds.batch(block).repeat().enumerate().map(permute)
+    return blocks.prefetch(1).unbatch()  # the next block is read while this one is used
 
 
 def _process_share(source: Source) -> Source | None:

@@ -85,8 +85,8 @@ def make_run(cfg: dict, strategy: tf.distribute.Strategy | None = None) -> Run:
         strategy = runtime.get_strategy(cfg["runtime"]["device"])
     precision = cfg["runtime"]["precision"]
     runtime.set_precision(runtime.default_precision(strategy) if precision == "auto" else precision)
-    # Odd, so never 0: with a global seed of 0, tf.data's shuffle cannot take the tensor
-    # seeds that make each epoch's stream reproducible (random_seed.get_seed compares to 0).
+    # Seeds the initial weights; the data order is keyed on the config's seed alone
+    # (data.shuffled_blocks), whatever this global seed is.
     keras.utils.set_random_seed(2 * cfg["train"]["seed"] + 1)
     model = build_model(cfg, strategy)
     with strategy.scope():

@@ -104,6 +104,56 @@ def test_resumed_stream_equals_the_straight_one(sample_root):
         np.testing.assert_array_equal(a[1], b[1])
 
 
+def _rows(ds, domain=None):
+    """A stream's images as bytes, in order (one domain's of each batch when `domain` is given)."""
+    rows = []
+    for element in ds.as_numpy_iterator():
+        rows += [x.tobytes() for x in (element if domain is None else element[domain])]
+    return rows
+
+
+def test_each_pass_is_a_fresh_permutation_keyed_on_the_seed_alone(sample_root):
+    photo = data.resolve(sample_root, "photo")  # 10 images in one file
+    in_file_order = _rows(data.source_images(photo).map(data.to_float).batch(10))
+
+    def passes(seed, block, n=3):
+        ds = data.domain_dataset(photo, image_size=256, seed=seed, augment_images=False, shuffle_buffer=block)
+        rows = _rows(ds.take(10 * n).batch(10))
+        return [rows[10 * k:10 * (k + 1)] for k in range(n)]
+
+    for block in (4, 2048):  # blocks of 4, 4 and 2 images per pass; one block of all 10
+        three = passes(5, block)
+        assert all(sorted(p) == sorted(in_file_order) for p in three)  # every image once a pass
+        assert len({tuple(p) for p in three}) == 3 and in_file_order not in three
+    assert all(set(p[:4]) == set(in_file_order[:4]) for p in passes(5, 4))  # a block stays a block
+    assert passes(5, 2048, 1) == three[:1] and passes(6, 2048, 1) != three[:1]
+
+
+def test_stream_order_ignores_tensorflow_global_seed(sample_root):
+    """tf.data's shuffle mixes the global seed into its own: set_seed(0) made it fail inside
+    flat_map, any other value changed the order. Only the config's seed may decide it."""
+    from tensorflow.python.eager import context
+
+    monet, photo = data.resolve(sample_root, "monet"), data.resolve(sample_root, "photo")
+
+    def monet_rows(seed):  # 2 epochs x 3 steps x 2 images: the 6 paintings once an epoch
+        return _rows(data.training_stream(monet, photo, first_epoch=0, epochs=2, steps=3, global_batch=2,
+                                          image_size=32, augment_images=False, seed=seed), domain=0)
+
+    saved = context.global_seed()
+    try:
+        orders = {}
+        for global_seed in (None, 0, 123):
+            tf.random.set_seed(global_seed)
+            orders[global_seed] = monet_rows(5)
+    finally:
+        tf.random.set_seed(saved)
+    assert orders[0] == orders[None] == orders[123]
+    first, second = orders[None][:6], orders[None][6:]
+    assert sorted(first) == sorted(second) and first != second  # epochs: other orders, same images
+    assert monet_rows(6) != orders[None]
+
+
 def test_global_batch_is_per_replica_times_replicas(sample_root):
     strategy = two_replicas()
     assert strategy.num_replicas_in_sync == 2
