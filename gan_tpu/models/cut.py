@@ -40,7 +40,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from gan_tpu import losses, optimizers
+from gan_tpu import losses
 from gan_tpu.blur import BlurDownsample2D, BlurUpsample2D
 from gan_tpu.layers import ReflectionPadding2D, instance_norm, xavier
 from gan_tpu.models.base import Player, TranslationModel

@@ -34,7 +34,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from gan_tpu import losses, optimizers
+from gan_tpu import losses
 from gan_tpu.layers import ClassOneHot, instance_norm, torch_init
 from gan_tpu.models.base import Player, TranslationModel
 from gan_tpu.models.registry import register
