@@ -1,4 +1,5 @@
 """Readers: Kaggle layout, counts, static shapes, batch arithmetic and every bad input."""
+import hashlib
 import os
 import zipfile
 
@@ -105,10 +106,11 @@ def test_resumed_stream_equals_the_straight_one(sample_root):
 
 
 def _rows(ds, domain=None):
-    """A stream's images as bytes, in order (one domain's of each batch when `domain` is given)."""
+    """A stream's images as short digests, in order (one domain's of each batch when `domain` is given)."""
     rows = []
     for element in ds.as_numpy_iterator():
-        rows += [x.tobytes() for x in (element if domain is None else element[domain])]
+        images = element if domain is None else element[domain]
+        rows += [hashlib.sha1(x.tobytes()).hexdigest()[:12] for x in images]
     return rows
 
 
