@@ -342,17 +342,6 @@ def test_tf_config_with_several_workers_is_refused_in_one_line():
         distributed.requested("auto", {"TF_CONFIG": "{worker"})
 
 
-def test_eval_past_one_process_is_refused_at_start(tmp_path):
-    """[eval] (MiFID during training) runs in one process: asked for past one, one line
-    naming eval.every, before anything joins or trains."""
-    out, _ = _cli(["train", "demo", "--out", str(tmp_path / "run"), "--coordinator", "127.0.0.1:9",
-                   "--num-processes", "2", "--process-id", "1", "--set", 'runtime.backend="jax"',
-                   "--set", "eval.every=1"], {"KERAS_BACKEND": "jax", distributed.TIMEOUT: "5"})
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("gan-tpu: error: eval.every"), out.stderr
-    assert not (tmp_path / "run").exists()
-
-
 def test_the_native_log_filter_hands_lines_to_its_handlers():
     from gan_tpu import quiet
 
