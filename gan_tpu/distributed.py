@@ -17,7 +17,7 @@ every process's devices.
   on a scratch directory (:func:`local_config`), removed at exit, so every process makes the
   same collective calls in the same order. The budget's clock is process 0's
   (:func:`one_clock`), so the guard, the planner and the NaN guard decide the same step on
-  every process; on resume process 0 sends its checkpoint files to the others, so
+  every process, and `[eval]`'s best is process 0's (:func:`agree`, gan_tpu.metrics.shares); on resume process 0 sends its checkpoint files to the others, so
   every process restores the same checkpoint (:func:`local_config`).
 
 A single process never imports JAX here and behaves exactly as without this module.
