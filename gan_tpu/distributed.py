@@ -17,7 +17,7 @@ every process's devices.
   on a scratch directory (:func:`local_config`), removed at exit, so every process makes the
   same collective calls in the same order. The budget's clock is process 0's
   (:func:`one_clock`), so the guard, the planner and the NaN guard decide the same step on
-  every process; on resume process 0 sends its checkpoint files to the others, so
+  every process, and `[eval]`'s best is process 0's (:func:`agree`, gan_tpu.metrics.shares); on resume process 0 sends its checkpoint files to the others, so
   every process restores the same checkpoint (:func:`local_config`).
 
 A single process never imports JAX here and behaves exactly as without this module.
@@ -154,9 +154,6 @@ def start(cfg: dict) -> int:
     job = requested(cfg["runtime"].get("processes", "auto"))
     if job is None:
         return 1
-    if cfg["eval"]["every"]:
-        raise UserError("eval.every: [eval] (MiFID during training) runs in one process only; set "
-                        "eval.every = 0 past one process and score the submission afterwards")
     if os.environ.get("KERAS_BACKEND") != "jax":
         raise UserError(f"a multi-process run ({ADDRESSES} or runtime.processes) needs Keras' JAX "
                         f"backend: set runtime.backend = \"jax\" (or KERAS_BACKEND=jax)")
@@ -205,9 +202,9 @@ def _give_up(message: str) -> None:
 def local_config(cfg: dict, resume: bool = False) -> dict:
     """`cfg` for this process: as is on the writer; elsewhere `[output] dir` is a scratch
     folder removed at exit (the others run the same code, writing nothing the user sees).
-    With `resume`, process 0 sends the others its checkpoint files first: every process
-    then restores the same checkpoint the same way (a restore assigns every variable, and
-    each assignment is a collective check across processes)."""
+    With `resume`, process 0 sends the others its checkpoint files (and `[eval]`'s best)
+    first: every process then restores the same checkpoint the same way (a restore assigns
+    every variable, and each assignment is a collective check across processes)."""
     if count() == 1:
         return cfg
     theirs = os.path.join(cfg["output"]["dir"], "checkpoints")
@@ -218,17 +215,22 @@ def local_config(cfg: dict, resume: bool = False) -> dict:
         cfg["output"]["dir"] = os.path.join(scratch, "run")
     if resume:
         _copy_folder(theirs, os.path.join(cfg["output"]["dir"], "checkpoints"))
+        # [eval]'s best so far, so that every process exports the same generator at the end
+        _copy_folder(os.path.dirname(theirs), cfg["output"]["dir"], ("generator_best.keras",))
+        _copy_folder(os.path.join(os.path.dirname(theirs), "eval"), os.path.join(cfg["output"]["dir"], "eval"),
+                     ("best.json",))
     return cfg
 
 
-def _copy_folder(source: str, target: str) -> None:
-    """Process 0's files in `source`, written into `target` on the other processes."""
+def _copy_folder(source: str, target: str, names: tuple[str, ...] | None = None) -> None:
+    """Process 0's files in `source` (those in `names`, if given), written into `target` on
+    the other processes."""
     import json
 
     files = {}
     if is_writer() and os.path.isdir(source):
         for name in sorted(os.listdir(source)):
-            if os.path.isfile(os.path.join(source, name)):
+            if (names is None or name in names) and os.path.isfile(os.path.join(source, name)):
                 with open(os.path.join(source, name), "rb") as fh:
                     files[name] = fh.read()
     listing = _bytes(json.dumps({n: len(b) for n, b in files.items()}).encode())
@@ -273,12 +275,34 @@ def _scratch(folder: str) -> None:
 
 
 def broadcast(values):
-    """Process 0's NumPy values (a pytree), on every process."""
+    """Process 0's NumPy values (a pytree), on every process. 64-bit values travel as pairs
+    of 32-bit words: JAX without x64 would round them to 32 bits."""
     if count() == 1:
         return values
+    import jax
+    import numpy as np
     from jax.experimental import multihost_utils
 
-    return multihost_utils.broadcast_one_to_all(values)
+    def wide(x) -> bool:
+        return np.asarray(x).dtype.itemsize == 8
+
+    def pack(x):
+        return np.ascontiguousarray(x).reshape(-1).view(np.int32) if wide(x) else x
+
+    def unpack(x, got):
+        return np.asarray(got).view(np.asarray(x).dtype).reshape(np.shape(x)) if wide(x) else got
+
+    return jax.tree_util.tree_map(unpack, values, multihost_utils.broadcast_one_to_all(
+        jax.tree_util.tree_map(pack, values)))
+
+
+def agree(decision: bool) -> bool:
+    """Process 0's `decision`, on every process; `decision` itself when alone."""
+    if count() == 1:
+        return decision
+    import numpy as np
+
+    return bool(broadcast(np.int32(decision)))
 
 
 def one_clock(clock: Callable[[], float] | None, run_elapsed: Callable[[], float]) -> Callable[[], float] | None:
@@ -352,3 +376,15 @@ def gathered(tree):
 
     return multihost_utils.process_allgather(tree, tiled=True)
 
+
+
+def allgather(array):
+    """Every process's NumPy `array` (the same shape on each), stacked on a new first axis in
+    process order, on every process."""
+    if count() == 1:
+        import numpy as np
+
+        return np.asarray(array)[None]
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(array, tiled=False)

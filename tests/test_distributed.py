@@ -159,16 +159,27 @@ files = {}
 for name in sorted(os.listdir(ckpt)):
     with open(os.path.join(ckpt, name), "rb") as fh:
         files[name] = hashlib.sha256(fh.read()).hexdigest()
+best = {n: os.path.isfile(os.path.join(cfg["output"]["dir"], n)) for n in ("generator_best.keras", "eval/best.json")}
 clock = distributed.one_clock(None, lambda: 100.0 * (me + 1))
 readings = [clock(), clock()]
+import numpy as np
+from gan_tpu.metrics import shares
+# [eval]'s combine: process 0 holds photos 0-3 (and a padding row), process 1 photos 4-5
+places = np.array([0, 1, 2, 3, 6]) if me == 0 else np.array([5, 4])
+rows = np.stack([np.full(3, p, np.float32) for p in places])
+gathered = shares.gathered_rows(places, rows, 6)[:, 0].tolist()
+scores = shares.agreed({"fid": 1e6 + 1 / 3, "distance": None, "mifid": 7.0} if me == 0 else {})
 print(json.dumps({"me": me, "count": distributed.count(), "writer": distributed.is_writer(),
-                  "dir": cfg["output"]["dir"], "files": files, "start": clock.command_start, "readings": readings}))
+                  "dir": cfg["output"]["dir"], "files": files, "start": clock.command_start, "readings": readings,
+                  "best": best, "gathered": gathered, "scores": scores, "agree": distributed.agree(me == 0),
+                  "wide": float(distributed.broadcast(np.float64(1e6 + 1 / 3) * (me + 1)))}))
 """
 
 
 def test_two_processes_resume_process_zero_checkpoints_and_read_its_clock(tmp_path):
     """Two real processes (JAX on CPU, gloo): on resume process 1 gets process 0's checkpoint
-    files byte for byte in its scratch folder, and both read process 0's clock."""
+    files byte for byte in its scratch folder (and [eval]'s best), both read process 0's
+    clock, and [eval]'s rows and scores combine across them."""
     ckpt = tmp_path / "run" / "checkpoints"
     ckpt.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -176,6 +187,9 @@ def test_two_processes_resume_process_zero_checkpoints_and_read_its_clock(tmp_pa
                 "ckpt-2.data-00000-of-00001": rng.bytes(300_001), "empty": b""}
     for name, payload in payloads.items():
         (ckpt / name).write_bytes(payload)
+    (tmp_path / "run" / "eval").mkdir()
+    (tmp_path / "run" / "eval" / "best.json").write_text('{"epoch": 2, "mifid": 50.0}')
+    (tmp_path / "run" / "generator_best.keras").write_bytes(rng.bytes(5000))
     port = _free_port()
     procs = []
     for i in range(2):
@@ -194,6 +208,12 @@ def test_two_processes_resume_process_zero_checkpoints_and_read_its_clock(tmp_pa
     assert one["files"] == zero["files"] and len(zero["files"]) == 4
     assert not os.path.exists(os.path.dirname(one["dir"]))  # the scratch folder is removed at exit
     assert one["start"] == zero["start"] and one["readings"] == zero["readings"]
+    # [eval]: its best so far sent on resume; the rows gathered in order; process 0's scores
+    # and decision, its float64 values whole (JAX without x64 would round them to float32)
+    assert one["best"] == zero["best"] == {"generator_best.keras": True, "eval/best.json": True}
+    assert one["gathered"] == zero["gathered"] == [0, 1, 2, 3, 4, 5]
+    assert one["scores"] == zero["scores"] == {"fid": 1e6 + 1 / 3, "distance": None, "mifid": 7.0}
+    assert one["agree"] is zero["agree"] is True and one["wide"] == zero["wide"] == 1e6 + 1 / 3
 
 
 _LOOP_UNTIL_A_PEER_GOES = r"""
@@ -340,17 +360,6 @@ def test_tf_config_with_several_workers_is_refused_in_one_line():
     assert distributed.requested("auto", {**two, **JOB})["num_processes"] == 2  # Keras' variables win
     with pytest.raises(UserError, match="TF_CONFIG="):
         distributed.requested("auto", {"TF_CONFIG": "{worker"})
-
-
-def test_eval_past_one_process_is_refused_at_start(tmp_path):
-    """[eval] (MiFID during training) runs in one process: asked for past one, one line
-    naming eval.every, before anything joins or trains."""
-    out, _ = _cli(["train", "demo", "--out", str(tmp_path / "run"), "--coordinator", "127.0.0.1:9",
-                   "--num-processes", "2", "--process-id", "1", "--set", 'runtime.backend="jax"',
-                   "--set", "eval.every=1"], {"KERAS_BACKEND": "jax", distributed.TIMEOUT: "5"})
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("gan-tpu: error: eval.every"), out.stderr
-    assert not (tmp_path / "run").exists()
 
 
 def test_the_native_log_filter_hands_lines_to_its_handlers():

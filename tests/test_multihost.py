@@ -1,7 +1,10 @@
 """The rehearsal of a multi-host run on one machine: `gan-tpu run demo` in two processes of
 two CPU devices each (JAX's distributed runtime on 127.0.0.1, gloo collectives) against one
-process of four devices on the same global batch. Minutes of CPU (on 2 cores shared with other work:
-test_two_processes_train_as_one 4 min 52 s, the kill-and-resume test 4 min 26 s): marked slow."""
+process of four devices on the same global batch, with `[eval]` on (each process paints and
+embeds its share of the eval photos; process 0 scores them all). Minutes of CPU (on 2 cores
+shared with other work: test_two_processes_train_as_one 4 min 52 s, the kill-and-resume
+test 4 min 26 s before [eval] was added; with it, on a quieter machine, 4 min 0 s and
+2 min 57 s): marked slow."""
 import glob
 import os
 import signal
@@ -28,8 +31,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # float noise of near-zero gradients into whole steps of +-lr in g_monet); two processes of 2
 # against one of 4: median 2e-9, 0.25 %, 1.17e-3. A different global batch moves every
 # weight by about lr per step (median ~1e-4). This test's own data: median 1.9e-9, 0.01 %,
-# max 4.1e-4.
+# max 4.1e-4; with [eval]'s 6 photos held out of training: median 1.2e-10, 0 %, max 1.1e-6.
 MAX_DIFF, MEDIAN_DIFF, SHARE_ABOVE_1E4 = 2e-3, 1e-7, 0.01
+# [eval] of 6 photos (8 rows over 4 devices: 2 of padding), the tiny extractor, two processes
+# against one, relative difference of fid, distance and mifid: before training (the same
+# weights) at most 2.1e-8, after the 3 steps (weights apart by the noise above) 2.3e-7.
+# Process 0's share alone (4 of the 6 photos; planted once) moved them by 1.6e-3 to 6.6e-3
+# before training, 1.2e-3 to 1.7e-2 after.
+EVAL = ("--set", "eval.every=1", "--set", "eval.photos=6")
+EVAL_RTOL = (1e-6, 1e-4)  # before training, after: the weights differ by up to 1e-3 after it
 
 
 def _launch(data_dir, out, processes, devices, *extra, steps=3, port=None):
@@ -81,7 +91,7 @@ def _scratch_dirs():
 def test_two_processes_train_as_one(data_dir, tmp_path):
     before = _scratch_dirs()
     two, one = str(tmp_path / "two"), str(tmp_path / "one")
-    procs = _launch(data_dir, two, 2, 2) + _launch(data_dir, one, 1, 4)
+    procs = _launch(data_dir, two, 2, 2, *EVAL) + _launch(data_dir, one, 1, 4, *EVAL)
     codes = _wait(procs)
     assert codes == [0, 0, 0], "\n".join(_log(o, i) for o, i in ((two, 0), (two, 1), (one, 0)))
     # One writer: one run directory and one zip; process 1's scratch folder is gone.
@@ -103,17 +113,28 @@ def test_two_processes_train_as_one(data_dir, tmp_path):
     for out in (two, one):
         with zipfile.ZipFile(os.path.join(out, "images.zip")) as zf:
             assert len([n for n in zf.namelist() if n.endswith(".jpg")]) == 16
+    # [eval]: the same scores as one process (before training, and after 3 steps), kept by process 0.
+    scores = [np.loadtxt(os.path.join(out, "run", "eval", "scores.csv"), delimiter=",", skiprows=1)
+              for out in (two, one)]
+    assert scores[0].shape == scores[1].shape == (2, 4) and list(scores[0][:, 0]) == [0, 1]
+    rel = np.abs(scores[0][:, 1:] - scores[1][:, 1:]) / np.abs(scores[1][:, 1:])
+    print(f"[eval] two processes against one, relative difference (fid, distance, mifid): {rel.tolist()}")
+    assert rel[0].max() <= EVAL_RTOL[0] and rel[1].max() <= EVAL_RTOL[1], (scores, rel)
+    assert {"generator_best.keras", "generator_last.keras"} <= set(os.listdir(os.path.join(two, "run")))
+    assert "eval: exporting the generator of epoch" in _log(two, 0)
 
 
 def test_a_dead_process_ends_the_other_and_resume_completes(data_dir, tmp_path):
-    """Process 1 killed once process 0 has a checkpoint: process 0 exits non-zero within the
-    heartbeat timeout; the job then resumes from that checkpoint and completes."""
+    """Process 1 killed once process 0 has a checkpoint and a best [eval] score: process 0
+    exits non-zero within the heartbeat timeout; the job then resumes from that checkpoint
+    (every process with [eval]'s best so far) and completes."""
     out = str(tmp_path / "job")
-    extra = ("--set", "train.checkpoint_every=2")
-    procs = _launch(data_dir, out, 2, 2, *extra, steps=40)
+    extra = ("--set", "train.epochs=10", *EVAL)  # a checkpoint and an evaluation at each epoch end (2 steps)
+    procs = _launch(data_dir, out, 2, 2, *extra, steps=2)
     ckpt_dir = os.path.join(out, "run", "checkpoints")
+    best = os.path.join(out, "run", "eval", "best.json")
     deadline = time.monotonic() + 600
-    while not (os.path.isdir(ckpt_dir) and tf.train.latest_checkpoint(ckpt_dir)):
+    while not (os.path.isfile(best) and tf.train.latest_checkpoint(ckpt_dir)):
         assert time.monotonic() < deadline and procs[0].poll() is None, _log(out, 0)
         time.sleep(1)
     procs[1].send_signal(signal.SIGKILL)
@@ -130,8 +151,12 @@ def test_a_dead_process_ends_the_other_and_resume_completes(data_dir, tmp_path):
     saved = os.path.basename(tf.train.latest_checkpoint(ckpt_dir))
     assert not os.path.exists(os.path.join(out, "images.zip"))
 
-    procs = _launch(data_dir, out, 2, 2, *extra, "--resume", steps=40)
+    procs = _launch(data_dir, out, 2, 2, *extra, "--resume", steps=2)
     assert _wait(procs) == [0, 0], _log(out, 0) + _log(out, 1)
     assert f"resumed from {os.path.join(ckpt_dir, saved)}" in _log(out, 0, tail=10**7)
-    assert os.path.basename(tf.train.latest_checkpoint(ckpt_dir)) == "ckpt-40"
+    assert os.path.basename(tf.train.latest_checkpoint(ckpt_dir)) == "ckpt-20"
     assert os.path.isfile(os.path.join(out, "images.zip"))
+    # [eval]'s best from before the kill, sent to process 1 on resume: both export the same one
+    exports = [[line for line in _log(out, i).splitlines() if "eval: exporting the generator" in line]
+               for i in (0, 1)]
+    assert len(exports[0]) == 1 and exports[0] == exports[1], exports

@@ -171,12 +171,13 @@ def _backend_mesh(device_mesh) -> "jax.sharding.Mesh":
     return jax.sharding.Mesh(found, device_mesh.axis_names)
 
 
-def compile_inference(fn, variables=(), distribution=None):
+def compile_inference(fn, variables=(), distribution=None, gather=True):
     """`fn(x)` jitted with `variables`' current values passed as arguments (not baked in as
     constants), the batch sharded over the distribution's devices when one is given.
 
     Returns `run(x) -> outputs`: `x` a pytree of host arrays (NumPy, eager TF tensors), the
-    outputs JAX arrays, computed asynchronously.
+    outputs JAX arrays, computed asynchronously. Past one process the outputs are gathered
+    to every process, unless `gather` is False (each process then reads its own shards).
     """
     variables = list(variables)
 
@@ -198,7 +199,7 @@ def compile_inference(fn, variables=(), distribution=None):
 
     def run(x):
         out = call([v.value for v in variables], jax.tree_util.tree_map(put, x))
-        return distributed.gathered(out)  # past one process: the whole batch on every process
+        return distributed.gathered(out) if gather else out  # past one process: the whole batch everywhere
 
     run.jitted = call  # its compilations: run.jitted._cache_size()
     return run

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gan_tpu import distributed
+from gan_tpu.metrics import shares
 from gan_tpu.metrics.scoring import DEFAULT_EPS, Reference, StreamingScorer
 
 FIELDS = ("epoch", "fid", "distance", "mifid")
@@ -64,6 +66,7 @@ class MiFIDCallback(keras.callbacks.Callback):
         self.csv_path = os.path.join(out_dir, "scores.csv")
         self.best_path = os.path.join(out_dir, "best.weights.h5")
         self._writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+        self._painting = None  # past one process: (translator, its jitted painter)
         self.eval_s = 0.0   # the slowest evaluation so far (the first one compiles)
         self.seconds = 0.0  # all evaluations so far
         best_json = os.path.join(out_dir, "best.json")
@@ -101,17 +104,35 @@ class MiFIDCallback(keras.callbacks.Callback):
             writer.writerow(row)
 
     def score(self) -> dict:
-        """Translate the photos and score them now: {"fid", "distance", "mifid"}."""
+        """Translate the photos and score them now: {"fid", "distance", "mifid"}. Past one
+        process each paints and embeds its share; process 0 scores them all (gan_tpu.metrics.shares)."""
         translator = self._translator or self.model.translator
+        shared = distributed.count() > 1
         # a model's own translator paints with its painting weights (EMA's, if averaged)
         with self.model.painting_weights() if self._translator is None else contextlib.nullcontext():
-            fakes = [np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
-                     for i in range(0, len(self.photos), self.batch_size)]
+            if shared:
+                places, fakes = shares.paint_share(self._painter(translator), self.photos, self.batch_size)
+            else:
+                fakes = np.concatenate([
+                    np.asarray(translator(tf.constant(self.photos[i:i + self.batch_size]), training=False))
+                    for i in range(0, len(self.photos), self.batch_size)])
+        features = (feats for feats, _ in self.extractor.extract(fakes, self.batch_size))
+        if shared:
+            rows = shares.gathered_rows(places, np.concatenate(list(features)), len(self.photos))
+            if not distributed.is_writer():
+                return shares.agreed({})
+            features = (rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size))
         scorer = StreamingScorer(self.reference, self.dtype, keep_features=False)
-        for feats, _ in self.extractor.extract(np.concatenate(fakes), self.batch_size):
+        for feats in features:
             scorer.update(feats)
         out = scorer.result(eps=self.eps, kid_subsets=0)
-        return {k: out[k] for k in ("fid", "distance", "mifid")}
+        scores = {k: out[k] for k in ("fid", "distance", "mifid")}
+        return shares.agreed(scores) if shared else scores
+
+    def _painter(self, translator):
+        if self._painting is None or self._painting[0] is not translator:  # compiled once per translator
+            self._painting = (translator, shares.painter(translator))
+        return self._painting[1]
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -128,7 +149,7 @@ class MiFIDCallback(keras.callbacks.Callback):
                     _scalar(f"score/{key}", value, epoch + 1)
         self._writer.flush()
         value = scores["mifid"] if scores["mifid"] is not None else scores["fid"]
-        if value < self.best:
+        if distributed.agree(bool(value < self.best)):  # past one process: process 0's decision
             self.best, self.best_epoch = value, epoch + 1
             if self.save_best:
                 tmp = self.best_path[: -len(".weights.h5")] + ".tmp.weights.h5"
