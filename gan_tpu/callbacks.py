@@ -99,10 +99,13 @@ class Checkpointer(keras.callbacks.Callback):
         return int(self.step_var.numpy())
 
     def save(self) -> str | None:
-        step = self._step()
-        if step == self._last_saved or not self.healthy():
+        # Keyed on the epoch too: an every-N save on an epoch's last step holds the epoch
+        # before; the epoch end writes that step again, or a resume would redo the epoch.
+        state = (self._step(), int(self.epoch_var.numpy()))
+        if state == self._last_saved or not self.healthy():
             return None
-        self._last_saved = step
+        self._last_saved = state
+        step = state[0]
         if self.before_save is not None:
             self.before_save()
         return self.manager.save(checkpoint_number=step)

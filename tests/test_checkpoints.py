@@ -106,3 +106,26 @@ def test_a_checkpoint_without_the_models_step_reads_it_from_its_stand_in(tmp_pat
     np.testing.assert_array_equal(variables["w"].numpy(), np.full(256, 3, np.float32))
     with pytest.raises(UserError, match="missing step"):
         checkpoints.read(prefix, variables, "'toy'")
+
+
+def test_an_every_n_save_on_an_epochs_last_step_is_rewritten_with_the_epoch_done(tmp_path):
+    """checkpoint_every dividing the epoch: the save at step 3 (epoch 0 not yet counted) is
+    written again at the epoch's end with epoch 1, so a resume does not redo the epoch."""
+    from gan_tpu.callbacks import Checkpointer
+
+    step, epoch = tf.Variable(np.int64(0)), tf.Variable(np.int64(0))
+    variables = {"step": step, "epoch": epoch}
+    manager = checkpoints.CheckpointManager(variables, str(tmp_path))
+    saver = Checkpointer(manager, epoch, step, every_steps=3)
+    for epoch_index in range(2):
+        for _ in range(3):
+            step.assign_add(1)
+            saver.on_train_batch_end(0)
+        saver.on_epoch_end(epoch_index)
+    saver.on_train_end()
+
+    assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-3", "ckpt-6"]
+    for name, want_epoch in (("ckpt-3", 1), ("ckpt-6", 2)):
+        restored = {"step": tf.Variable(np.int64(-1)), "epoch": tf.Variable(np.int64(-1))}
+        checkpoints.read(str(tmp_path / name), restored, "'toy'")
+        assert int(restored["epoch"].numpy()) == want_epoch
