@@ -17,12 +17,17 @@ ways; medians of --repeats.
     taskset -c 1 python bench/bench_generate.py --model full --count 40 --upsample transpose \
         --upsample resize_old --upsample resize --upsample antialias --backend tensorflow --backend jax
 
+--jax-cache cold/warm: JAX runs with an empty persistent compilation cache (a first run: the
+child configures it as `gan-tpu` does, gan_tpu.jax_cache) and/or with one that an untimed run
+filled first (any later process: the `generate` after a `train`, or a second `generate`).
+
 --upsample / --backend: write_submission's runs (every pair; the starter's way always runs the
 starter's transposed convs on TensorFlow). Each of those runs also times the same generator's
 bare batched forward in its process, after the zip (what `generate` can at best reach), and
 reports generate+zip's throughput as a share of it: over the whole call, after the first batch
-(tracing/compiling done: `SubmissionResult.steady_images_per_second`), and in CPU time per
-image (the process' own, which a shared machine's load does not inflate). The bare forward's
+(tracing/compiling done: `SubmissionResult.steady_images_per_second`), in CPU time per
+image (the process' own, which a shared machine's load does not inflate), and projected to
+Kaggle's 7,000 images (the run's first batch, then its steady rate). The bare forward's
 timing is taken off the process time; each ratio is taken within one run, then the median.
 Against the starter: whole-process wall time, and whole-process CPU time (the bare forward's
 taken off) -- on a machine shared with other jobs the CPU time is the steadier of the two.
@@ -50,6 +55,7 @@ SHARED_PHOTOS = [os.path.join(ROOT, "..", "shared", "realdata", "monet2photo", d
                  for d in ("trainB_first1200", "testB")]
 # name: (U-Net width, the size it runs at; photos are resized to it and back to 256)
 MODELS = {"demo": (16, 64), "small": (16, 256), "full": (64, 256)}
+KAGGLE_COUNT = 7000
 
 
 def build_generator(model: str, upsample: str = "transpose"):
@@ -107,6 +113,10 @@ def _photo_files(photos: str | None, count: int) -> list[str]:
 def _child(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, ROOT)
+    if os.environ.get("KERAS_BACKEND") == "jax":  # as `gan-tpu` does (keras_backend.choose)
+        from gan_tpu import jax_cache
+
+        jax_cache.configure()
     import keras
     import numpy as np
     import tensorflow as tf
@@ -132,7 +142,8 @@ def _child(args) -> None:
                                   allow_any_count=True, progress=False, batch_size=args.batch)
         count = result.count
         seconds, cpu = time.perf_counter() - start, cpu_s() - cpu0
-        forward = {"steady_img_per_s": result.steady_images_per_second, "first_batch_s": result.first_seconds}
+        forward = {"steady_img_per_s": result.steady_images_per_second, "first_batch_s": result.first_seconds,
+                   "first_count": result.first_count}
         if keras.backend.backend() == "jax":  # write_submission's compilations of its inference
             cache = gen.__dict__.get("_gan_tpu_inference", {})
             forward["inference_compilations"] = sum(run.jitted._cache_size() for run in cache.values())
@@ -196,15 +207,17 @@ def _bare_forward(gen, files: list[str], batch: int, cpu_s, batches: int = 4) ->
 # ----------------------------------------------------------------------------- parent
 
 
-def _run_once(way: str, model: str, files_json: str, batch: int | None) -> dict:
-    """`way`: "starter", or "ours <upsample> <backend>"."""
-    child, upsample, backend = (way.split() + ["transpose", "tensorflow"])[:3]
+def _run_once(way: str, model: str, files_json: str, batch: int | None, warm_cache: str) -> dict:
+    """`way`: "starter", or "ours <upsample> <backend>[ warm]": on JAX, `cold` runs with an
+    empty compilation cache (a first run), `warm` with `warm_cache`, filled by earlier runs."""
+    child, upsample, backend, cache = (way.split() + ["transpose", "tensorflow", "cold"])[:4]
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", child, "--model", model,
                "--files", files_json, "--out", out, "--upsample", upsample]
         if batch:
             cmd += ["--batch", str(batch)]
-        env = {**os.environ, "KERAS_BACKEND": backend}
+        env = {**os.environ, "KERAS_BACKEND": backend,
+               "GAN_TPU_JAX_CACHE": warm_cache if cache == "warm" else os.path.join(out, "jax_cache")}
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
@@ -226,6 +239,9 @@ def _ratios(run: dict, starter: dict) -> None:
         run["whole_of_bare"] = run["count"] / run["generate_s"] * run["forward_s_per_image"]
         run["steady_of_bare"] = run["steady_img_per_s"] * run["forward_s_per_image"]
         run["cpu_of_bare"] = run["forward_cpu_s_per_image"] * run["count"] / run["generate_cpu_s"]
+        # the same first batch and steady rate over Kaggle's 7,000 images
+        rest = (KAGGLE_COUNT - run["first_count"]) / run["steady_img_per_s"]
+        run["kaggle_of_bare"] = KAGGLE_COUNT * run["forward_s_per_image"] / (run["first_batch_s"] + rest)
 
 
 def main(argv=None) -> None:
@@ -240,6 +256,9 @@ def main(argv=None) -> None:
                         "the starter's way always runs its transposed convs")
     p.add_argument("--backend", action="append", choices=("tensorflow", "jax"),
                    help="Keras backend of write_submission's runs (repeatable; default tensorflow)")
+    p.add_argument("--jax-cache", action="append", choices=("cold", "warm"),
+                   help="JAX runs: with an empty persistent compilation cache (a first run) and/or one "
+                        "filled by an untimed run first (repeatable; default cold)")
     p.add_argument("--json", help="write the runs and medians here")
     p.add_argument("--child", choices=("ours", "starter"), help=argparse.SUPPRESS)
     p.add_argument("--files", help=argparse.SUPPRESS)
@@ -256,14 +275,21 @@ def main(argv=None) -> None:
         json.dump(files, f)
     models = tuple(MODELS) if args.model == "all" else (args.model,)
     print(f"{len(files)} photos, {os.cpu_count()} CPUs, medians of {args.repeats}")
-    ways = ["starter"] + [f"ours {u} {b}" for b in args.backend for u in args.upsample]
+    caches = args.jax_cache or ["cold"]
+    ways = ["starter"] + [f"ours {u} {b}" + (" warm" if c == "warm" else "")
+                          for b in args.backend for u in args.upsample
+                          for c in (caches if b == "jax" else ["cold"])]
+    warm_cache = tempfile.mkdtemp(prefix="gan_tpu_bench_jax_cache_")
     load_before = os.getloadavg()
     print(f"load average {load_before[0]:.1f} before")
     for model in models:
         runs = {way: [] for way in ways}
+        for way in ways:  # fill the warm cache (untimed)
+            if way.endswith(" warm"):
+                _run_once(way, model, f.name, args.batch, warm_cache)
         for _ in range(args.repeats):
             for way in ways:  # round-robin: every way sees the same load
-                r = _run_once(way, model, f.name, args.batch)
+                r = _run_once(way, model, f.name, args.batch, warm_cache)
                 runs[way].append(r)
                 if args.json:  # so far, in case the run is cut short
                     with open(args.json, "w") as fh:
@@ -283,7 +309,8 @@ def main(argv=None) -> None:
             if "forward_s_per_image" in m:
                 line += (f"; bare forward {1 / m['forward_s_per_image']:.2f} img/s; generate at "
                          f"{100 * m['whole_of_bare']:.0f} % of it (whole call), {100 * m['steady_of_bare']:.0f} % "
-                         f"(after the first batch), {100 * m['cpu_of_bare']:.0f} % (CPU time per image)")
+                         f"(after the first batch), {100 * m['cpu_of_bare']:.0f} % (CPU time per image), "
+                         f"{100 * m['kaggle_of_bare']:.0f} % (this first batch and steady rate at {KAGGLE_COUNT:,} images)")
             line += f"; process CPU time {m['process_cpu_s']:.1f} s ({m['vs_starter_cpu']:.2f}x the starter's)"
             print(line, flush=True)
         if args.json:
@@ -292,6 +319,7 @@ def main(argv=None) -> None:
                            "load_after": os.getloadavg()}, fh, indent=1)
     print(f"load average {os.getloadavg()[0]:.1f} after")
     os.unlink(f.name)
+    shutil.rmtree(warm_cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from gan_tpu import platform
+from gan_tpu import jax_cache, platform
 from gan_tpu.errors import UserError
 
 _PIPELINE_COMMANDS = ("train", "run", "demo")
@@ -81,7 +81,8 @@ def choose(argv: list[str]) -> str:
     """Set `KERAS_BACKEND` for this command line (before Keras is imported) and return it.
 
     If Keras is already imported on another backend than an explicit request, that is a
-    UserError: the backend cannot change inside a process.
+    UserError: the backend cannot change inside a process. On JAX it also turns on JAX's
+    persistent compilation cache (:mod:`gan_tpu.jax_cache`).
     """
     wanted = requested(argv)
     name = wanted or os.environ.get("KERAS_BACKEND") or platform.auto_backend()
@@ -94,4 +95,6 @@ def choose(argv: list[str]) -> str:
                             f"{current!r} in this process (run the command in a new process)")
         return current
     os.environ["KERAS_BACKEND"] = name
+    if name == "jax":  # before JAX is imported: it reads its options from the environment then
+        jax_cache.configure()
     return name

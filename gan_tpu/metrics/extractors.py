@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_tpu.errors import UserError
+from gan_tpu.jax_cache import default_cache_dir
 
 GRAPH_NAME = "classify_image_graph_def.pb"
 GRAPH_TGZ = "inception-2015-12-05.tgz"
@@ -41,14 +42,6 @@ INPUT_TENSOR = "ExpandDims:0"
 OUTPUT_TENSOR = "pool_3:0"
 LOGITS_MATMUL = "softmax/logits/MatMul"
 KERAS_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
-
-
-def default_cache_dir() -> str:
-    """``$GAN_TPU_CACHE``, else ``$XDG_CACHE_HOME/gan_tpu``, else ``~/.cache/gan_tpu``."""
-    if os.environ.get("GAN_TPU_CACHE"):
-        return os.environ["GAN_TPU_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "gan_tpu")
 
 
 def to_pixels(images):
