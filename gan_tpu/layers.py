@@ -6,6 +6,7 @@ import contextlib
 import keras
 from keras import ops
 
+from gan_tpu import resize_dots
 from gan_tpu.blur import BlurUpsample2D
 
 
@@ -303,7 +304,7 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     (BENCHMARKS.md), so the phases are the default on both backends.
     """
 
-    transposed: bool = False
+    lowering: str = "dots"  # or "phases", "transposed" (zero padding; not saved)
 
     def __init__(self, filters, kernel_size=3, *, reflect: bool = False, **kwargs):
         kwargs.pop("padding", None)
@@ -346,14 +347,17 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
 
     def call(self, inputs):
         h, w = inputs.shape[1], inputs.shape[2]
-        if self.transposed and not self.reflect:
-            return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
         if h is None or w is None:  # a dynamic size: upsample, then the 3x3 conv itself
             x = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
             if self.reflect:
                 x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
             outputs = ops.conv(x, self.kernel, strides=1, padding="valid" if self.reflect else "same")
             return self._finish(outputs)
+        if self.lowering == "transposed" and not self.reflect:
+            return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
+        if self.lowering == "dots" and not self.reflect:
+            parts = _shared_phase_kernels(self, resize_dots.offset_kernels)
+            return self._finish(resize_dots.resize_conv(inputs, parts, self.filters))
         kernels = self._phase_kernels()
         if self.reflect:  # the upsampled image's reflection by 1 = the input's edge repeated
             padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")

@@ -53,13 +53,15 @@ def _values_and_gradients(net, x, weights, jit):
     return [t.numpy() for t in (tf.function(run, jit_compile=True) if jit else run)(x)]
 
 
-@pytest.mark.parametrize("transposed", [False, True], ids=["phases", "transposed"])
+@pytest.mark.parametrize("lowering", ["dots", "phases", "transposed"])
 @pytest.mark.parametrize("reflect", [False, True], ids=["zeros", "reflect"])
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
-def test_values_and_gradients_equal_upsampling_then_conv_on_tensorflow(reflect, jit, transposed, monkeypatch):
-    """Both lowerings: the default four phase convs, and one transposed conv (`transposed`,
-    zero padding only; with reflection the phases run either way)."""
-    monkeypatch.setattr(gl.PhaseResizeConv2D, "transposed", transposed)
+def test_values_and_gradients_equal_upsampling_then_conv_on_tensorflow(reflect, jit, lowering, monkeypatch):
+    """Every lowering: the default shifted matmuls, four phase convs, one transposed conv
+    (the first and last zero padding only; with reflection the phases run either way)."""
+    if reflect and lowering != "phases":
+        pytest.skip("reflection always runs the phase convs")
+    monkeypatch.setattr(gl.PhaseResizeConv2D, "lowering", lowering)
     for shape in SHAPES:
         old, new = pair(shape, reflect)
         x = tf.constant(np.random.default_rng(1).normal(size=shape).astype(np.float32))
