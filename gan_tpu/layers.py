@@ -287,21 +287,22 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     """Nearest x2 upsampling then a 3x3 stride-1 conv ("same": zero padding of the upsampled
     image; `reflect`: its reflection padding), computed at the input's resolution.
 
-    Each output phase (a, b) in {0,1}^2 is a 2x2 stride-1 conv of the input whose taps are
-    sums of the 3x3 kernel's (`_RESIZE_TAP_SUMS`), the four interleaved: 4 taps per output
-    pixel instead of 9, the cost of a 4x4 stride-2 transposed conv, with resize-conv's
-    outputs. Zero padding of the upsampled image is zero padding of the input (folded into
-    the convs, as in `PhaseConv2DTranspose`); its reflection by one pixel repeats the
-    input's edge. The weights are a `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in,
-    out), bias), so checkpoints of the UpSampling2D + Conv2D form load unchanged.
+    Output pixel (2m + a, 2n + b) reads 2x2 input pixels with taps that are sums of the 3x3
+    kernel's (`_RESIZE_TAP_SUMS`): 4 taps per output pixel instead of 9, the cost of a 4x4
+    stride-2 transposed conv, with resize-conv's outputs. The weights are a
+    `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in, out), bias), so checkpoints of the
+    UpSampling2D + Conv2D form load unchanged. `lowering` (a class attribute, not saved):
 
-    `transposed = True` (a class attribute, not saved) runs zero padding instead as one 4x4
-    stride-2 transposed conv (output 2m + t - 1 reads source m with tap t, the sum of the
-    3x3's rows (2,), (1, 2), (0, 1), (0,): the phase kernels interleaved and flipped): the
-    same multiply-adds, and on TF-XLA the "transpose" step's FLOPs, where the phase convs'
-    gradients compute over their padded windows (1.12x at 64 px, bench/hlo_conv_flops.py);
-    but on XLA:CPU that step took 2.4-3.3x the "transpose" step's time, the phase form 0.99x
-    (BENCHMARKS.md), so the phases are the default on both backends.
+    - "dots" (default; zero padding): `resize_dots`, one matmul per input offset over only
+      the input pixels that exist there, so forward and both gradients do exactly the
+      transposed conv's multiply-adds; the CycleGAN step within 1.04x its FLOPs and time on
+      TF-XLA and JAX (BENCHMARKS.md).
+    - "phases": four 2x2 phase convs, their zero padding folded in, interleaved; the
+      gradients run over the padded windows (TF-XLA step 1.12x). Reflection padding (the
+      input's edge repeated) always runs this way: there the windows hold real values.
+    - "transposed" (zero padding): one 4x4 stride-2 transposed conv (output 2m + t - 1 reads
+      input m with tap t, the sum of the 3x3's rows (2,), (1, 2), (0, 1), (0,)): the
+      transposed conv's FLOPs but 2.4-3.3x its step time on XLA:CPU.
     """
 
     lowering: str = "dots"  # or "phases", "transposed" (zero padding; not saved)
