@@ -295,8 +295,9 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
 
     - "dots" (default; zero padding): `resize_dots`, one matmul per input offset over only
       the input pixels that exist there, so forward and both gradients do exactly the
-      transposed conv's multiply-adds; the CycleGAN step within 1.04x its FLOPs and time on
-      TF-XLA and JAX (BENCHMARKS.md).
+      transposed conv's multiply-adds; the CycleGAN step at 1.03-1.04x the "transpose"
+      step's FLOPs and 0.83-0.98x its time on TF-XLA, 0.97-1.00x and 0.75-0.97x on JAX, at
+      64 and 128 px (BENCHMARKS.md).
     - "phases": four 2x2 phase convs, their zero padding folded in, interleaved; the
       gradients run over the padded windows (TF-XLA step 1.12x). Reflection padding (the
       input's edge repeated) always runs this way: there the windows hold real values.
