@@ -195,7 +195,7 @@ def _shared_phase_kernels(layer, split) -> list:
     """`split(layer.kernel.value)`, inside `shared_phase_kernels` once per kernel value."""
     value = layer.kernel.value
     cache = _SHARED_PHASE_KERNELS[-1] if _SHARED_PHASE_KERNELS else None
-    key = (id(layer), id(value))
+    key = (id(layer), id(value), split.__name__)
     if cache is not None and key in cache and cache[key][0] is value:
         return cache[key][1]
     kernels = split(value)

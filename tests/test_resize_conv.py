@@ -231,3 +231,20 @@ def test_values_gradients_and_flops_on_jax():
     for reflect, lowering, most in ((False, "dots", 0.45), (False, "phases", 0.45), (True, "phases", 0.5)):
         assert result["flops"][f"old {reflect}"] >= 0.85 * textbook, result["flops"]
         assert result["flops"][f"{lowering} {reflect}"] <= most * textbook, result["flops"]
+
+
+def test_the_offset_kernels_are_built_once_per_kernel_inside_shared_phase_kernels(monkeypatch):
+    """As the JAX train step calls a generator three times per loss: one build per kernel."""
+    from gan_tpu import resize_dots
+
+    built = []
+    monkeypatch.setattr(resize_dots, "offset_kernels", lambda k, build=resize_dots.offset_kernels: built.append(1) or build(k))
+    old, new = pair((1, 3, 4, 3), False)
+    x = np.random.default_rng(4).normal(size=(1, 3, 4, 3)).astype(np.float32)
+    with gl.shared_phase_kernels():
+        inside = [new(x).numpy() for _ in range(3)]
+    assert len(built) == 1
+    new(x)
+    assert len(built) == 2
+    for y in inside:
+        np.testing.assert_allclose(y, old(x).numpy(), rtol=1e-5, atol=1e-5)
