@@ -30,7 +30,7 @@ def _taps(k, axis: int) -> list:
 def offset_kernels(kernel) -> dict:
     """{(dy, dx): ([(a, b), ...], (in, phases * out) kernel)} from the 3x3 (3, 3, in, out)
     kernel: 6 + 8 additions per (in, out) pair."""
-    n_in, n_out = kernel.shape[2], kernel.shape[3]
+    n_in = kernel.shape[2]
     taps = [_taps(row, 1) for row in _taps(kernel, 0)]  # [row tap][column tap]: (1, 1, in, out)
     first = {-1: 0, 0: 1, 1: 3}  # OFFSET_PHASES[d] are taps first[d], first[d] + 1, ...
     parts = {}
