@@ -120,10 +120,11 @@ class Worker:
 
             use_old_resize()
             self.options["upsample"] = "resize"
-        if self.options.get("upsample") == "resize_phases":  # four phase convs on TensorFlow too, as before
+        lowering = {"resize_phases": "phases", "resize_transposed": "transposed"}.get(self.options.get("upsample"))
+        if lowering:  # `PhaseResizeConv2D`'s other lowerings (a bench switch)
             from gan_tpu.layers import PhaseResizeConv2D
 
-            PhaseResizeConv2D.transposed = False
+            PhaseResizeConv2D.lowering = lowering
             self.options["upsample"] = "resize"
         keras.utils.set_random_seed(0)
         self.model = models.build(args.model, image_size=args.size, **self.options)

@@ -1,8 +1,8 @@
 """Upsampling modes side by side: the CycleGAN train step's compiled FLOPs and time per mode
-("transpose", "resize" as today's `PhaseResizeConv2D`, "resize_old": nearest x2 + 3x3 conv at
-full size as before it, "resize_phases": `PhaseResizeConv2D` as four phase convs on both
-backends, as before TensorFlow ran it as one transposed conv, "antialias"), on TensorFlow +
-XLA and JAX, at each --size.
+("transpose", "resize" as today's `PhaseResizeConv2D`: shifted matmuls, "resize_old": nearest
+x2 + 3x3 conv at full size as before it, "resize_phases" / "resize_transposed":
+`PhaseResizeConv2D` lowered as four phase convs / one 4x4 stride-2 transposed conv,
+"antialias"), on TensorFlow + XLA and JAX, at each --size.
 
     taskset -c 0 python bench/bench_upsample.py --size 64 --size 128 --set ngf=32 --set ndf=32
 
@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-MODES = ("transpose", "resize_old", "resize_phases", "resize", "antialias")
+MODES = ("transpose", "resize_old", "resize_phases", "resize_transposed", "resize", "antialias")
 
 
 def old_resize_conv(x, filters, *, name, reflect=False, use_bias=False, kernel_initializer=None):

@@ -105,7 +105,7 @@ def step_hlo(mode: str, size: int, sets: list[str]) -> str:
 
     from gan_tpu.layers import PhaseResizeConv2D
 
-    PhaseResizeConv2D.transposed = None  # a "resize_phases" worker before sets it False
+    PhaseResizeConv2D.lowering = "dots"  # a "resize_phases" worker before sets another
     args = argparse.Namespace(model="cyclegan", size=size, batch=1, set=[*sets, f"upsample={mode}"])
     worker = Worker("", args)
     if worker.jax:

@@ -6,6 +6,7 @@ import contextlib
 import keras
 from keras import ops
 
+from gan_tpu import resize_dots
 from gan_tpu.blur import BlurUpsample2D
 
 
@@ -194,7 +195,7 @@ def _shared_phase_kernels(layer, split) -> list:
     """`split(layer.kernel.value)`, inside `shared_phase_kernels` once per kernel value."""
     value = layer.kernel.value
     cache = _SHARED_PHASE_KERNELS[-1] if _SHARED_PHASE_KERNELS else None
-    key = (id(layer), id(value))
+    key = (id(layer), id(value), split.__name__)
     if cache is not None and key in cache and cache[key][0] is value:
         return cache[key][1]
     kernels = split(value)
@@ -286,24 +287,26 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
     """Nearest x2 upsampling then a 3x3 stride-1 conv ("same": zero padding of the upsampled
     image; `reflect`: its reflection padding), computed at the input's resolution.
 
-    Each output phase (a, b) in {0,1}^2 is a 2x2 stride-1 conv of the input whose taps are
-    sums of the 3x3 kernel's (`_RESIZE_TAP_SUMS`), the four interleaved: 4 taps per output
-    pixel instead of 9, the cost of a 4x4 stride-2 transposed conv, with resize-conv's
-    outputs. Zero padding of the upsampled image is zero padding of the input (folded into
-    the convs, as in `PhaseConv2DTranspose`); its reflection by one pixel repeats the
-    input's edge. The weights are a `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in,
-    out), bias), so checkpoints of the UpSampling2D + Conv2D form load unchanged.
+    Output pixel (2m + a, 2n + b) reads 2x2 input pixels with taps that are sums of the 3x3
+    kernel's (`_RESIZE_TAP_SUMS`): 4 taps per output pixel instead of 9, the cost of a 4x4
+    stride-2 transposed conv, with resize-conv's outputs. The weights are a
+    `keras.layers.Conv2D(filters, 3)`'s (kernel (3, 3, in, out), bias), so checkpoints of the
+    UpSampling2D + Conv2D form load unchanged. `lowering` (a class attribute, not saved):
 
-    `transposed = True` (a class attribute, not saved) runs zero padding instead as one 4x4
-    stride-2 transposed conv (output 2m + t - 1 reads source m with tap t, the sum of the
-    3x3's rows (2,), (1, 2), (0, 1), (0,): the phase kernels interleaved and flipped): the
-    same multiply-adds, and on TF-XLA the "transpose" step's FLOPs, where the phase convs'
-    gradients compute over their padded windows (1.12x at 64 px, bench/hlo_conv_flops.py);
-    but on XLA:CPU that step took 2.4-3.3x the "transpose" step's time, the phase form 0.99x
-    (BENCHMARKS.md), so the phases are the default on both backends.
+    - "dots" (default; zero padding): `resize_dots`, one matmul per input offset over only
+      the input pixels that exist there, so forward and both gradients do exactly the
+      transposed conv's multiply-adds; the CycleGAN step at 1.03-1.04x the "transpose"
+      step's FLOPs and 0.83-0.98x its time on TF-XLA, 0.97-1.00x and 0.75-0.97x on JAX, at
+      64 and 128 px (BENCHMARKS.md).
+    - "phases": four 2x2 phase convs, their zero padding folded in, interleaved; the
+      gradients run over the padded windows (TF-XLA step 1.12x). Reflection padding (the
+      input's edge repeated) always runs this way: there the windows hold real values.
+    - "transposed" (zero padding): one 4x4 stride-2 transposed conv (output 2m + t - 1 reads
+      input m with tap t, the sum of the 3x3's rows (2,), (1, 2), (0, 1), (0,)): the
+      transposed conv's FLOPs but 2.4-3.3x its step time on XLA:CPU.
     """
 
-    transposed: bool = False
+    lowering: str = "dots"  # or "phases", "transposed" (zero padding; not saved)
 
     def __init__(self, filters, kernel_size=3, *, reflect: bool = False, **kwargs):
         kwargs.pop("padding", None)
@@ -346,14 +349,17 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
 
     def call(self, inputs):
         h, w = inputs.shape[1], inputs.shape[2]
-        if self.transposed and not self.reflect:
-            return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
         if h is None or w is None:  # a dynamic size: upsample, then the 3x3 conv itself
             x = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
             if self.reflect:
                 x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
             outputs = ops.conv(x, self.kernel, strides=1, padding="valid" if self.reflect else "same")
             return self._finish(outputs)
+        if self.lowering == "transposed" and not self.reflect:
+            return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
+        if self.lowering == "dots" and not self.reflect:
+            parts = _shared_phase_kernels(self, resize_dots.offset_kernels)
+            return self._finish(resize_dots.resize_conv(inputs, parts, self.filters))
         kernels = self._phase_kernels()
         if self.reflect:  # the upsampled image's reflection by 1 = the input's edge repeated
             padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
