@@ -22,7 +22,6 @@ import sys
 from typing import Mapping, MutableMapping, Optional
 
 OFF = ("off", "0", "false", "no")
-MAX_BYTES = 4 << 30  # JAX drops the least recently used entries past this (TPU programs are large)
 
 
 def default_cache_dir(environ: Optional[Mapping[str, str]] = None) -> str:
@@ -45,7 +44,6 @@ def configure(environ: Optional[MutableMapping[str, str]] = None) -> Optional[st
                                 setting or os.path.join(default_cache_dir(environ), "jax"))
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-    environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(MAX_BYTES))
     if "jax" in sys.modules and environ is os.environ:  # imported already: it read its options then
         import jax
 
@@ -54,5 +52,4 @@ def configure(environ: Optional[MutableMapping[str, str]] = None) -> Optional[st
                           float(environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
         jax.config.update("jax_persistent_cache_min_entry_size_bytes",
                           int(environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))
-        jax.config.update("jax_compilation_cache_max_size", int(environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
     return folder
