@@ -377,7 +377,6 @@ def gathered(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
-
 def allgather(array):
     """Every process's NumPy `array` (the same shape on each), stacked on a new first axis in
     process order, on every process."""
