@@ -297,7 +297,9 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
       the input pixels that exist there, so forward and both gradients do exactly the
       transposed conv's multiply-adds; the CycleGAN step at 1.03-1.04x the "transpose"
       step's FLOPs and 0.83-0.98x its time on TF-XLA, 0.97-1.00x and 0.75-0.97x on JAX, at
-      64 and 128 px (BENCHMARKS.md).
+      64 and 128 px (BENCHMARKS.md). Inference on TensorFlow (`training=False`) runs the
+      phase convs instead: outside XLA, TensorFlow's CPU kernels ran the 256 px generator's
+      forward in 0.88x the matmuls' time (on JAX the matmuls took 0.80x the phases').
     - "phases": four 2x2 phase convs, their zero padding folded in, interleaved; the
       gradients run over the padded windows (TF-XLA step 1.12x). Reflection padding (the
       input's edge repeated) always runs this way: there the windows hold real values.
@@ -347,7 +349,7 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
             k = ops.pad(k, pad(1, 0)) + ops.pad(k, pad(0, 1))
         return k
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         h, w = inputs.shape[1], inputs.shape[2]
         if h is None or w is None:  # a dynamic size: upsample, then the 3x3 conv itself
             x = ops.repeat(ops.repeat(inputs, 2, axis=1), 2, axis=2)
@@ -357,7 +359,8 @@ class PhaseResizeConv2D(keras.layers.Conv2D):
             return self._finish(outputs)
         if self.lowering == "transposed" and not self.reflect:
             return self._finish(ops.conv_transpose(inputs, self._transposed_kernel(), strides=2, padding="same"))
-        if self.lowering == "dots" and not self.reflect:
+        if self.lowering == "dots" and not self.reflect \
+                and not (training is False and keras.backend.backend() == "tensorflow"):
             parts = _shared_phase_kernels(self, resize_dots.offset_kernels)
             return self._finish(resize_dots.resize_conv(inputs, parts, self.filters))
         kernels = self._phase_kernels()

@@ -73,6 +73,28 @@ def test_values_and_gradients_equal_upsampling_then_conv_on_tensorflow(reflect, 
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5, err_msg=str(shape))
 
 
+def test_tensorflow_inference_runs_the_phase_convs_and_training_the_matmuls():
+    """On TensorFlow, `training=False` (generation, [eval]) runs the phase convs, faster on
+    TensorFlow's own kernels; training (and JAX) the shifted matmuls. Same values; the
+    generator's `training` reaches the layer."""
+    shape = (2, 4, 6, 3)
+    old, new = pair(shape, reflect=False)
+    x = tf.constant(np.random.default_rng(1).normal(size=shape).astype(np.float32))
+
+    def ops_of(fn, x):
+        return {op.type for op in tf.function(fn).get_concrete_function(x).graph.get_operations()}
+
+    assert "Conv2D" in ops_of(lambda x: new(x, training=False), x)
+    assert "Conv2D" not in ops_of(lambda x: new(x, training=True), x)
+    assert "MatMul" in ops_of(lambda x: new(x, training=True), x)
+    g = networks.unet_generator(32, ngf=4, upsample="resize")  # its other layers hold no matmul
+    x32 = tf.zeros((1, 32, 32, 3))
+    assert "MatMul" not in ops_of(lambda x: g(x, training=False), x32)
+    assert "MatMul" in ops_of(lambda x: g(x, training=True), x32)
+    for training in (False, True):
+        np.testing.assert_allclose(new(x, training=training).numpy(), old(x).numpy(), rtol=1e-5, atol=2e-5)
+
+
 def _optimized_hlo(net, x, weights) -> str:
     """XLA's optimized HLO of the layer's values and gradients (input, weights)."""
     def run(x):
